@@ -1,0 +1,215 @@
+"""Finding and reading PETS input: the extracted layout or the two official archives, local or ``gs://``.
+
+:func:`find_input` decides the layout and reads the (small) split lists at pipeline construction;
+:class:`ReadPetsFiles` reads the image and trimap files inside the pipeline, streaming tarballs
+member by member without extracting them to disk, and classifies every file it sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import posixpath
+import tarfile
+from collections.abc import Iterator
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from beam_seg import pets
+
+__all__ = [
+    "ARCHIVES",
+    "InputError",
+    "PetsInput",
+    "ReadPetsFiles",
+    "classify_path",
+    "find_input",
+]
+
+logger = logging.getLogger(__name__)
+
+ARCHIVES: tuple[str, str] = ("images.tar.gz", "annotations.tar.gz")
+_SPLIT_LISTS: dict[str, str] = {"trainval": "annotations/trainval.txt", "test": "annotations/test.txt"}
+_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+
+# Element kinds that ReadPetsFiles emits as (kind, name, payload).
+IMAGE, TRIMAP, IGNORED = "image", "trimap", "ignored"
+
+
+class InputError(ValueError):
+    """The ``--input`` location does not hold a PETS dataset in a layout we understand."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PetsInput:
+    """A located PETS dataset.
+
+    Attributes:
+        root: The ``--input`` directory.
+        layout: ``"archives"`` (the two official tarballs) or ``"extracted"`` (images/ and annotations/).
+        listing: Image name -> (``"trainval"`` or ``"test"``, entry) from the split lists, or ``None``
+            when the input has no split lists (then every image is trainval, labelled from its name).
+    """
+
+    root: str
+    layout: str
+    listing: dict[str, tuple[str, pets.ListEntry]] | None
+
+
+def classify_path(path: str) -> tuple[str, str]:
+    """Classifies a file by the folders it sits in (works for local, ``gs://`` and tar member paths).
+
+    Returns:
+        ``(IMAGE, name)`` for ``.../images/<name>.{jpg,jpeg,png}``, ``(TRIMAP, name)`` for
+        ``.../annotations/trimaps/<name>.png``, ``(IGNORED, reason)`` for other files in those two
+        folders (``._*`` AppleDouble files, ``.mat`` files …), and ``("", "")`` for files elsewhere
+        (list files, xmls, READMEs), which are not part of the image/trimap accounting.
+    """
+    parts = path.replace("\\", "/").split("/")
+    base, parent, grandparent = parts[-1], (parts[-2:-1] or [""])[0], (parts[-3:-2] or [""])[0]
+    if parent == "images":
+        kind, allowed = IMAGE, _IMAGE_EXTENSIONS
+    elif (grandparent, parent) == ("annotations", "trimaps"):
+        kind, allowed = TRIMAP, frozenset({".png"})
+    else:
+        return "", ""
+    if base.startswith("._"):
+        return IGNORED, "appledouble_file"
+    stem, ext = posixpath.splitext(base)
+    if ext.lower() not in allowed:
+        return IGNORED, f"unexpected_{kind}_extension_{ext.lower().lstrip('.') or 'none'}"
+    return kind, stem
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode("utf-8")
+
+
+def _exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def _has_files(pattern: str) -> bool:
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def _split_lists_from_archive(archive: str) -> dict[str, str]:
+    """Streams the annotations tarball once and returns the split lists' texts by split."""
+    wanted = {path: split for split, path in _SPLIT_LISTS.items()}
+    found: dict[str, str] = {}
+    with FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        with tarfile.open(fileobj=raw, mode="r|gz") as tar:
+            for member in tar:
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                if member.isfile() and name in wanted:
+                    found[wanted[name]] = tar.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+    return found
+
+
+def find_input(root: str, layout: str = "auto") -> PetsInput:
+    """Locates the dataset under ``root`` and reads its split lists.
+
+    Args:
+        root: Directory (local or ``gs://``) with ``images.tar.gz`` + ``annotations.tar.gz`` or
+            with ``images/`` and ``annotations/trimaps/``.
+        layout: ``"auto"`` (archives when both are present, else the extracted folders),
+            ``"archives"`` or ``"extracted"``.
+
+    Raises:
+        InputError: if the layout is not found, naming the path and what was expected.
+        pets.ListFileError: if a split list is malformed or names an image twice.
+    """
+    root = root.rstrip("/")
+    archives = [FileSystems.join(root, name) for name in ARCHIVES]
+    if layout == "auto":
+        layout = "archives" if all(_exists(a) for a in archives) else "extracted"
+    if layout == "archives":
+        missing = [a for a in archives if not _exists(a)]
+        if missing:
+            raise InputError(f"--input {root!r} lacks {missing}; expected both {list(ARCHIVES)}")
+        texts = _split_lists_from_archive(archives[1])
+    elif layout == "extracted":
+        if not _has_files(FileSystems.join(root, "images", "*")):
+            raise InputError(
+                f"--input {root!r} has neither {' + '.join(ARCHIVES)} nor an images/ folder with files; "
+                "point it at the directory holding the PETS archives or their extracted images/ and annotations/"
+            )
+        texts = {}
+        for split, rel in _SPLIT_LISTS.items():
+            path = FileSystems.join(root, rel)
+            if _exists(path):
+                texts[split] = _read_text(path)
+    else:
+        raise InputError(f"unknown input layout {layout!r}; expected 'auto', 'archives' or 'extracted'")
+    listing = None
+    if texts:
+        listing = pets.merge_split_lists(
+            (split, pets.parse_list_file(text, source=FileSystems.join(root, _SPLIT_LISTS[split])))
+            for split, text in sorted(texts.items())
+        )
+    logger.info(
+        "input %s: %s layout, %s",
+        root, layout, f"{len(listing)} images in split lists" if listing is not None else "no split lists",
+    )  # fmt: skip
+    return PetsInput(root=root, layout=layout, listing=listing)
+
+
+def _classified(path: str, payload_fn) -> Iterator[tuple[str, str, object]]:
+    kind, value = classify_path(path)
+    if kind == IGNORED:
+        yield IGNORED, value, path
+    elif kind:
+        yield kind, value, payload_fn()
+
+
+class _ReadArchiveFn(beam.DoFn):
+    """Streams one tarball and emits its image/trimap members as (kind, name, bytes)."""
+
+    def process(self, archive: str) -> Iterator[tuple[str, str, object]]:
+        logger.info("streaming %s", archive)
+        with FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            with tarfile.open(fileobj=raw, mode="r|gz") as tar:
+                for member in tar:
+                    if member.isfile():
+                        yield from _classified(member.name, lambda m=member: tar.extractfile(m).read())
+
+
+def _read_matched(readable: fileio.ReadableFile) -> Iterator[tuple[str, str, object]]:
+    yield from _classified(
+        readable.metadata.path, lambda: readable.open(compression_type=CompressionTypes.UNCOMPRESSED).read()
+    )
+
+
+class ReadPetsFiles(beam.PTransform):
+    """Reads every file in the images and trimaps folders as ``(kind, name, payload)``.
+
+    ``kind`` is ``"image"`` or ``"trimap"`` (payload: the file's bytes, name: its stem) or
+    ``"ignored"`` (name: the reason, payload: the path) for junk such as ``._*`` and ``.mat`` files.
+    """
+
+    def __init__(self, source: PetsInput) -> None:
+        super().__init__()
+        self._source = source
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        root = self._source.root
+        if self._source.layout == "archives":
+            return (
+                pbegin
+                | "ListArchives" >> beam.Create([FileSystems.join(root, name) for name in ARCHIVES])
+                | "StreamArchives" >> beam.ParDo(_ReadArchiveFn())
+                | "Redistribute" >> beam.Reshuffle()
+            )
+        patterns = [FileSystems.join(root, "images", "*"), FileSystems.join(root, "annotations", "trimaps", "*")]
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(patterns)
+            | "MatchFiles" >> fileio.MatchAll()
+            | "Redistribute" >> beam.Reshuffle()
+            | "ReadMatches" >> fileio.ReadMatches()
+            | "Classify" >> beam.FlatMap(_read_matched)
+        )

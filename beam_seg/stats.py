@@ -1,0 +1,138 @@
+"""Per-split dataset statistics as a Beam ``CombineFn``: one pass, mergeable, exact.
+
+Each record contributes an :class:`ExampleStats`; :class:`SplitStatsFn` sums them into a
+:class:`SplitStats` accumulator and extracts the JSON-ready summary written to ``stats.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import apache_beam as beam
+import numpy as np
+
+from beam_seg.pets import MASK_CLASSES
+
+__all__ = ["ExampleStats", "SplitStats", "SplitStatsFn", "example_stats"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleStats:
+    """What one stored record adds to its split's statistics."""
+
+    class_pixels: tuple[int, ...]
+    channel_sum: tuple[float, ...]
+    channel_sumsq: tuple[float, ...]
+    height: int
+    width: int
+    source_height: int
+    source_width: int
+    record_bytes: int
+    conversion: str
+
+
+def example_stats(
+    pixels: np.ndarray, mask: np.ndarray, *, source_height: int, source_width: int, record_bytes: int, conversion: str
+) -> ExampleStats:
+    """Computes one record's contribution from its stored RGB pixels and mask."""
+    flat = pixels.reshape(-1, 3).astype(np.float64)
+    return ExampleStats(
+        class_pixels=tuple(int(c) for c in np.bincount(mask.ravel(), minlength=len(MASK_CLASSES))[: len(MASK_CLASSES)]),
+        channel_sum=tuple(float(v) for v in flat.sum(axis=0)),
+        channel_sumsq=tuple(float(v) for v in np.einsum("ij,ij->j", flat, flat)),
+        height=int(pixels.shape[0]),
+        width=int(pixels.shape[1]),
+        source_height=source_height,
+        source_width=source_width,
+        record_bytes=record_bytes,
+        conversion=conversion,
+    )
+
+
+@dataclasses.dataclass
+class SplitStats:
+    """Running sums for one split (the combiner's accumulator)."""
+
+    num_examples: int = 0
+    record_bytes: int = 0
+    class_pixels: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(len(MASK_CLASSES), np.int64))
+    channel_sum: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3, np.float64))
+    channel_sumsq: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3, np.float64))
+    # [height, width, source_height, source_width] sums, minima and maxima.
+    size_sum: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(4, np.int64))
+    size_min: np.ndarray = dataclasses.field(default_factory=lambda: np.full(4, np.iinfo(np.int64).max))
+    size_max: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(4, np.int64))
+    conversions: Counter = dataclasses.field(default_factory=Counter)
+
+    def add(self, s: ExampleStats) -> None:
+        """Adds one record's contribution."""
+        sizes = np.array([s.height, s.width, s.source_height, s.source_width], np.int64)
+        self.num_examples += 1
+        self.record_bytes += s.record_bytes
+        self.class_pixels += np.asarray(s.class_pixels, np.int64)
+        self.channel_sum += np.asarray(s.channel_sum)
+        self.channel_sumsq += np.asarray(s.channel_sumsq)
+        self.size_sum += sizes
+        np.minimum(self.size_min, sizes, out=self.size_min)
+        np.maximum(self.size_max, sizes, out=self.size_max)
+        if s.conversion:
+            self.conversions[s.conversion] += 1
+
+    def merge(self, other: SplitStats) -> None:
+        """Adds another accumulator's sums into this one."""
+        self.num_examples += other.num_examples
+        self.record_bytes += other.record_bytes
+        self.class_pixels += other.class_pixels
+        self.channel_sum += other.channel_sum
+        self.channel_sumsq += other.channel_sumsq
+        self.size_sum += other.size_sum
+        np.minimum(self.size_min, other.size_min, out=self.size_min)
+        np.maximum(self.size_max, other.size_max, out=self.size_max)
+        self.conversions.update(other.conversions)
+
+    def summary(self) -> dict[str, object]:
+        """The JSON-ready statistics of the split."""
+        n = max(self.num_examples, 1)
+        pixels = max(int(self.class_pixels.sum()), 1)
+        mean = self.channel_sum / pixels
+        std = np.sqrt(np.maximum(self.channel_sumsq / pixels - mean**2, 0.0))
+        sizes = {}
+        for i, name in enumerate(("height", "width", "source_height", "source_width")):
+            sizes[name] = {
+                "min": int(self.size_min[i]) if self.num_examples else 0,
+                "max": int(self.size_max[i]),
+                "mean": round(float(self.size_sum[i]) / n, 3),
+            }
+        return {
+            "num_examples": self.num_examples,
+            "record_bytes": self.record_bytes,
+            "class_pixel_fractions": {
+                name: round(float(c) / pixels, 6) for name, c in zip(MASK_CLASSES, self.class_pixels)
+            },
+            "channel_mean": [round(float(v), 4) for v in mean],
+            "channel_std": [round(float(v), 4) for v in std],
+            **sizes,
+            "conversions": dict(sorted(self.conversions.items())),
+        }
+
+
+class SplitStatsFn(beam.CombineFn):
+    """Combines :class:`ExampleStats` of one split into its summary dict."""
+
+    def create_accumulator(self) -> SplitStats:
+        return SplitStats()
+
+    def add_input(self, accumulator: SplitStats, element: ExampleStats) -> SplitStats:
+        accumulator.add(element)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> SplitStats:
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for acc in accumulators:
+            merged.merge(acc)
+        return merged
+
+    def extract_output(self, accumulator: SplitStats) -> dict[str, object]:
+        return accumulator.summary()

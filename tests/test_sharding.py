@@ -1,0 +1,30 @@
+"""Tests of stable hashing, the val carve-out and shard counts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from beam_seg import sharding
+
+
+def test_stable_hash_is_identical_in_another_process():
+    here = sharding.stable_hash("Bombay_1", "salt", 3)
+    code = "from beam_seg import sharding; print(sharding.stable_hash('Bombay_1', 'salt', 3))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == here
+
+
+def test_val_fraction_is_close_to_requested_and_seed_changes_membership():
+    names = [f"beagle_{i}" for i in range(5000)]
+    share = sum(sharding.is_val(n, 0.1) for n in names) / len(names)
+    assert 0.08 < share < 0.12
+    assert {n for n in names if sharding.is_val(n, 0.1, 0)} != {n for n in names if sharding.is_val(n, 0.1, 1)}
+    assert not any(sharding.is_val(n, 0.0) for n in names)
+
+
+def test_num_shards_comes_from_the_data():
+    assert sharding.num_shards_for(0, 128_000_000) == 1
+    assert sharding.num_shards_for(128_000_001, 128_000_000) == 2
+    assert sharding.num_shards_for(10, 128_000_000, fixed=4) == 4
+    assert sharding.shard_name("val", 2, 10) == "val-00002-of-00010.tfrecord"
