@@ -16,6 +16,10 @@ species     int64   0=cat, 1=dog
 
 ``encode_example`` and ``decode_example`` are mirror images and pure; ``parse_example`` and
 ``decode_tensors`` are their tf.data counterparts, reused by the training stage.
+
+Serialization uses ``tf.train.Example.SerializeToString(deterministic=True)``. tfx-bsl's C++
+``RecordBatchToExamplesEncoder`` is faster and avoids importing TensorFlow, but its feature-map
+order differs from process to process, which would break byte-identical reruns.
 """
 
 from __future__ import annotations

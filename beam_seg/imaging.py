@@ -40,8 +40,6 @@ REASONS: tuple[str, ...] = (
     "bad_trimap_values",   # trimap values outside {1, 2, 3}
 )  # fmt: skip
 
-_TRIMAP_VALUES = np.array([1, 2, 3], dtype=np.uint8)
-
 
 class BadInputError(ValueError):
     """An input file that cannot become a record; ``reason`` is one of :data:`REASONS`."""
@@ -158,10 +156,17 @@ def prepare_pair(image_bytes: bytes, trimap_bytes: bytes, resize: int | None = N
             "size_mismatch",
             f"image is {rgb.width}x{rgb.height} but trimap is {trimap.shape[1]}x{trimap.shape[0]} (width x height)",
         )
-    unexpected = np.setdiff1d(np.unique(trimap), _TRIMAP_VALUES)
-    if unexpected.size:
-        raise BadInputError("bad_trimap_values", f"trimap has values {unexpected.tolist()[:10]} outside {{1, 2, 3}}")
-    mask = (trimap - 1).astype(np.uint8)
+    if trimap.dtype != np.uint8:  # 16/32-bit PNGs: only values that fit uint8 can be valid.
+        if trimap.min() < 0 or trimap.max() > 255:
+            raise BadInputError(
+                "bad_trimap_values", f"trimap values span {trimap.min()}..{trimap.max()}, outside {{1, 2, 3}}"
+            )
+        trimap = trimap.astype(np.uint8)
+    mask = trimap - np.uint8(1)  # 0 wraps to 255, so every value outside {1, 2, 3} lands above 2.
+    outside = mask > 2
+    if outside.any():
+        unexpected = np.unique(trimap[outside]).tolist()[:10]
+        raise BadInputError("bad_trimap_values", f"trimap has values {unexpected} outside {{1, 2, 3}}")
 
     keep_original = source_format == "JPEG" and not conversion and resize is None
     if resize is not None:

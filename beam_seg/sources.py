@@ -27,6 +27,7 @@ __all__ = [
     "ReadPetsFiles",
     "classify_path",
     "find_input",
+    "read_payload",
 ]
 
 logger = logging.getLogger(__name__)
@@ -178,17 +179,21 @@ class _ReadArchiveFn(beam.DoFn):
                         yield from _classified(member.name, lambda m=member: tar.extractfile(m).read())
 
 
-def _read_matched(readable: fileio.ReadableFile) -> Iterator[tuple[str, str, object]]:
-    yield from _classified(
-        readable.metadata.path, lambda: readable.open(compression_type=CompressionTypes.UNCOMPRESSED).read()
-    )
+def read_payload(payload: bytes | str) -> bytes:
+    """Returns a file's bytes: ``payload`` itself, or the contents of the path it names."""
+    if isinstance(payload, bytes):
+        return payload
+    with FileSystems.open(payload, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
 
 
 class ReadPetsFiles(beam.PTransform):
-    """Reads every file in the images and trimaps folders as ``(kind, name, payload)``.
+    """Lists every file in the images and trimaps folders as ``(kind, name, payload)``.
 
-    ``kind`` is ``"image"`` or ``"trimap"`` (payload: the file's bytes, name: its stem) or
-    ``"ignored"`` (name: the reason, payload: the path) for junk such as ``._*`` and ``.mat`` files.
+    ``kind`` is ``"image"`` or ``"trimap"`` (name: the file's stem; payload: the file's bytes when
+    streamed from an archive, or its path in the extracted layout, read later by :func:`read_payload`
+    so that only small strings cross the pairing shuffle), or ``"ignored"`` (name: the reason,
+    payload: the path) for junk such as ``._*`` and ``.mat`` files.
     """
 
     def __init__(self, source: PetsInput) -> None:
@@ -209,7 +214,5 @@ class ReadPetsFiles(beam.PTransform):
             pbegin
             | "Patterns" >> beam.Create(patterns)
             | "MatchFiles" >> fileio.MatchAll()
-            | "Redistribute" >> beam.Reshuffle()
-            | "ReadMatches" >> fileio.ReadMatches()
-            | "Classify" >> beam.FlatMap(_read_matched)
+            | "Classify" >> beam.FlatMap(lambda meta: _classified(meta.path, lambda: meta.path))
         )

@@ -16,6 +16,9 @@ from beam_seg.pets import MASK_CLASSES
 
 __all__ = ["ExampleStats", "SplitStats", "SplitStatsFn", "example_stats"]
 
+_LEVELS = np.arange(256, dtype=np.float64)
+_LEVELS_SQ = _LEVELS**2
+
 
 @dataclasses.dataclass(frozen=True)
 class ExampleStats:
@@ -36,11 +39,12 @@ def example_stats(
     pixels: np.ndarray, mask: np.ndarray, *, source_height: int, source_width: int, record_bytes: int, conversion: str
 ) -> ExampleStats:
     """Computes one record's contribution from its stored RGB pixels and mask."""
-    flat = pixels.reshape(-1, 3).astype(np.float64)
+    # Per-channel 256-bin histograms give exact sums and sums of squares without a float copy of the image.
+    hists = [np.bincount(pixels[..., c].ravel(), minlength=256) for c in range(3)]
     return ExampleStats(
         class_pixels=tuple(int(c) for c in np.bincount(mask.ravel(), minlength=len(MASK_CLASSES))[: len(MASK_CLASSES)]),
-        channel_sum=tuple(float(v) for v in flat.sum(axis=0)),
-        channel_sumsq=tuple(float(v) for v in np.einsum("ij,ij->j", flat, flat)),
+        channel_sum=tuple(float(h @ _LEVELS) for h in hists),
+        channel_sumsq=tuple(float(h @ _LEVELS_SQ) for h in hists),
         height=int(pixels.shape[0]),
         width=int(pixels.shape[1]),
         source_height=source_height,

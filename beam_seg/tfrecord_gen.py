@@ -161,7 +161,9 @@ class _PrepareExampleFn(beam.DoFn):
             yield _dead_letter(name, split, "pair", "missing_trimap", "no annotations/trimaps/<name>.png file")
             return
         try:
-            pair = imaging.prepare_pair(images[0], trimaps[0], self._resize)
+            pair = imaging.prepare_pair(
+                sources.read_payload(images[0]), sources.read_payload(trimaps[0]), self._resize
+            )
         except imaging.BadInputError as e:
             yield _dead_letter(name, split, "decode", e.reason, e.detail)
             return
@@ -384,6 +386,7 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, TFRecordGenOptio
     options = make_pipeline_options(argv)
     opts = options.view_as(TFRecordGenOptions)
     _validate(opts)
+    FileSystems.set_options(options)  # Construction-time reads use the job's GCS settings (e.g. --no_auth).
     source = sources.find_input(opts.input, opts.input_layout)
     existing = _existing_outputs(opts.output_dir)
     if existing and not opts.overwrite:

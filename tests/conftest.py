@@ -80,9 +80,17 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.05)
     old = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = url
+    # Mocked: Google credentials cannot exist here. Beam's GcsIO looks for Application Default
+    # Credentials with ~30 s of retries before it falls back to an anonymous client (it ignores
+    # --no_auth); seed its per-process cache with that anonymous outcome instead of waiting.
+    from apache_beam.internal.gcp import auth
+
+    saved = (auth._Credentials._credentials_init, auth._Credentials._credentials)
+    auth._Credentials._credentials_init, auth._Credentials._credentials = True, None
     try:
         yield url
     finally:
+        auth._Credentials._credentials_init, auth._Credentials._credentials = saved
         server.stop()
         if old is None:
             os.environ.pop("STORAGE_EMULATOR_HOST", None)

@@ -1,0 +1,202 @@
+"""Benchmark of stage 1: tfrecord_gen vs. the serial "old way" and a serial loop writing our records.
+
+One run, one generated dataset (PETS-like sizes, 200–500 px), every variant on the same files:
+
+(a) ``baseline_floatlist``: the reference scripts' way — PIL decode, ``tf.image.resize`` (bilinear, on
+    masks too), pixels stored as float lists, 32 examples per file, one process.
+(b) ``serial_encoded``: a plain loop writing the same encoded records as tfrecord_gen
+    (``imaging.prepare_pair`` + ``codec.encode_example``), one process.
+(c) ``tfrecord_gen[<mode>]``: the Beam job on the DirectRunner in each running mode.
+
+Prints a table (images/s, output bytes, ratios) and writes JSON. Usage::
+
+    python bench/tfrecord_gen.py [--num_images 1000] [--output_json bench/results/tfrecord_gen.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from beam_seg import codec, imaging, pets, sample_data, tfrecord_gen  # noqa: E402
+
+logger = logging.getLogger("bench.tfrecord_gen")
+
+
+def _listed(root: str) -> list[tuple[str, pets.ListEntry]]:
+    rows = []
+    for split in ("trainval", "test"):
+        with open(os.path.join(root, "annotations", f"{split}.txt")) as f:
+            rows += [(split, e) for e in pets.parse_list_file(f.read())]
+    return rows
+
+
+def baseline_floatlist(root: str, out: str, resize: int) -> int:
+    """The reference scripts' serial conversion: float lists, bilinear masks, 32 examples per file."""
+    os.makedirs(out, exist_ok=True)
+    writer, written = None, 0
+    for split, entry in _listed(root):
+        try:
+            image = np.array(Image.open(os.path.join(root, "images", entry.name + ".jpg")).convert("RGB"))
+            mask = np.array(Image.open(os.path.join(root, "annotations", "trimaps", entry.name + ".png")))
+        except OSError:
+            continue  # The reference code crashed here; the baseline skips so it can finish.
+        image = tf.image.resize(image, (resize, resize)).numpy()
+        mask = tf.image.resize(mask[..., None].astype(np.float32) - 1, (resize, resize)).numpy()
+        feature = {
+            "image": tf.train.Feature(float_list=tf.train.FloatList(value=image.ravel())),
+            "mask": tf.train.Feature(float_list=tf.train.FloatList(value=mask.ravel())),
+            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[entry.label])),
+        }
+        if written % 32 == 0:
+            if writer:
+                writer.close()
+            writer = tf.io.TFRecordWriter(os.path.join(out, f"{split}-{written // 32:05d}.tfrecord"))
+        writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        written += 1
+    if writer:
+        writer.close()
+    return written
+
+
+def serial_encoded(root: str, out: str, resize: int | None) -> int:
+    """A plain single-process loop that writes the same encoded records as tfrecord_gen."""
+    os.makedirs(out, exist_ok=True)
+    written = 0
+    with tf.io.TFRecordWriter(os.path.join(out, "all.tfrecord")) as writer:
+        for _, entry in _listed(root):
+            with open(os.path.join(root, "images", entry.name + ".jpg"), "rb") as f:
+                image = f.read()
+            with open(os.path.join(root, "annotations", "trimaps", entry.name + ".png"), "rb") as f:
+                trimap = f.read()
+            try:
+                pair = imaging.prepare_pair(image, trimap, resize)
+            except imaging.BadInputError:
+                continue
+            example = codec.PetExample(pair.image, pair.mask, pair.height, pair.width, entry.name, entry.label, entry.species)
+            writer.write(codec.encode_example(example))
+            written += 1
+    return written
+
+
+def beam_job(root: str, out: str, resize: int | None, mode: str, workers: int) -> int:
+    """tfrecord_gen on the DirectRunner in one running mode."""
+    argv = ["--input", root, "--output_dir", out, f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+    if resize:
+        argv += ["--resize", str(resize)]
+    if tfrecord_gen.run(argv) != 0:
+        raise RuntimeError(f"tfrecord_gen failed for {argv}")
+    with open(os.path.join(out, tfrecord_gen.STATS_NAME)) as f:
+        return json.load(f)["records"]
+
+
+def _measure(name: str, cores: int, resize: int | None, out: str, fn: Callable[[], int], num_images: int) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    records = fn()
+    seconds = time.perf_counter() - start
+    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(out, "*.tfrecord")))
+    row = {
+        "variant": name,
+        "resize": resize,
+        "cores": cores,
+        "records": records,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(num_images / seconds, 1),
+        "output_bytes": size,
+    }
+    logger.info("%s", row)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--num_images", type=int, default=1000, help="Images to generate (default: %(default)s).")
+    parser.add_argument("--resize", type=int, default=128, help="Resize for the speed runs (default: %(default)s).")
+    parser.add_argument("--output_json", default="bench/results/tfrecord_gen.json", help="Where to write results.")
+    parser.add_argument("--workdir", default=None, help="Scratch directory (default: a temp dir, removed after).")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tfrecord_gen.configure_logging()
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+    work = args.workdir or tempfile.mkdtemp(prefix="bench_tfrecord_gen_")
+    cores = os.cpu_count() or 1
+    try:
+        data = os.path.join(work, "pets")
+        if not os.path.exists(os.path.join(data, "annotations", "list.txt")):
+            sample_data.make_sample_data(data, num_images=args.num_images, min_size=200, max_size=500, seed=7)
+        source_bytes = sum(os.path.getsize(p) for p in glob.glob(os.path.join(data, "images", "*.jpg")))
+        n, r = args.num_images, args.resize
+        out = lambda name: os.path.join(work, name)  # noqa: E731
+        rows = [
+            _measure("(a) baseline_floatlist", 1, r, out("a"), lambda: baseline_floatlist(data, out("a"), r), n),
+            _measure("(b) serial_encoded", 1, r, out("b"), lambda: serial_encoded(data, out("b"), r), n),
+        ]
+        for mode, workers in (("in_memory", 1), ("multi_threading", cores), ("multi_processing", cores)):
+            name = f"(c) tfrecord_gen[{mode}]"
+            rows.append(_measure(name, workers, r, out(mode), lambda: beam_job(data, out(mode), r, mode, workers), n))
+        rows.append(_measure("(b) serial_encoded", 1, None, out("b0"), lambda: serial_encoded(data, out("b0"), None), n))
+        rows.append(_measure(f"(c) tfrecord_gen[{tfrecord_gen.LOCAL_RUNNING_MODE}]", cores, None, out("c0"),
+                             lambda: beam_job(data, out("c0"), None, tfrecord_gen.LOCAL_RUNNING_MODE, cores), n))  # fmt: skip
+        base = rows[0]["images_per_s"]
+        serial = {row["resize"]: row["images_per_s"] for row in rows if row["variant"].startswith("(b)")}
+        for row in rows:
+            row["vs_baseline"] = round(row["images_per_s"] / base, 2)
+            row["per_core_vs_serial"] = round(row["images_per_s"] / row["cores"] / serial[row["resize"]], 2)
+            row["bytes_vs_source"] = round(row["output_bytes"] / source_bytes, 3)
+        best = max((row for row in rows[2:5]), key=lambda row: row["images_per_s"])
+        result = {
+            "num_images": n,
+            "source_image_bytes": source_bytes,
+            "cores": cores,
+            "rows": rows,
+            "fastest_local_mode": best["variant"],
+            "targets": {
+                "speedup_vs_baseline_at_resize": best["vs_baseline"],
+                "speedup_target": 5.0,
+                "bytes_vs_source_without_resize": rows[-1]["bytes_vs_source"],
+                "bytes_target": 1.2,
+                "per_core_vs_serial_default_mode": next(
+                    row["per_core_vs_serial"] for row in rows[2:5] if tfrecord_gen.LOCAL_RUNNING_MODE in row["variant"]
+                ),
+                "per_core_target": 0.8,
+            },
+        }
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    header = f"{'variant':34} {'resize':>6} {'cores':>5} {'sec':>7} {'img/s':>7} {'out MB':>8} {'out/src':>7} {'vs (a)':>7} {'/core vs (b)':>12}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['variant']:34} {str(row['resize']):>6} {row['cores']:>5} {row['seconds']:>7.1f} "
+            f"{row['images_per_s']:>7.1f} {row['output_bytes'] / 1e6:>8.1f} {row['bytes_vs_source']:>7.3f} "
+            f"{row['vs_baseline']:>7.2f} {row['per_core_vs_serial']:>12.2f}"
+        )
+    print(f"source images: {source_bytes / 1e6:.1f} MB; fastest local mode: {result['fastest_local_mode']}")
+    print("targets:", json.dumps(result["targets"]))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
+    with open(args.output_json, "w") as f:
+        json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
