@@ -159,24 +159,25 @@ def find_input(root: str, layout: str = "auto") -> PetsInput:
     return PetsInput(root=root, layout=layout, listing=listing)
 
 
-def _classified(path: str, payload_fn) -> Iterator[tuple[str, str, object]]:
+def _keyed(path: str, payload_fn) -> Iterator[tuple[str, tuple[str, object]]]:
+    """Keys an image or trimap by its name, and junk by its own path (so it never pairs with anything)."""
     kind, value = classify_path(path)
     if kind == IGNORED:
-        yield IGNORED, value, path
+        yield path, (IGNORED, value)
     elif kind:
-        yield kind, value, payload_fn()
+        yield value, (kind, payload_fn())
 
 
 class _ReadArchiveFn(beam.DoFn):
-    """Streams one tarball and emits its image/trimap members as (kind, name, bytes)."""
+    """Streams one tarball and emits its image/trimap folder members, keyed as :class:`ReadPetsFiles` says."""
 
-    def process(self, archive: str) -> Iterator[tuple[str, str, object]]:
+    def process(self, archive: str) -> Iterator[tuple[str, tuple[str, object]]]:
         logger.info("streaming %s", archive)
         with FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
             with tarfile.open(fileobj=raw, mode="r|gz") as tar:
                 for member in tar:
                     if member.isfile():
-                        yield from _classified(member.name, lambda m=member: tar.extractfile(m).read())
+                        yield from _keyed(member.name, lambda m=member: tar.extractfile(m).read())
 
 
 def read_payload(payload: bytes | str) -> bytes:
@@ -188,12 +189,13 @@ def read_payload(payload: bytes | str) -> bytes:
 
 
 class ReadPetsFiles(beam.PTransform):
-    """Lists every file in the images and trimaps folders as ``(kind, name, payload)``.
+    """Lists every file in the images and trimaps folders as ``(key, (kind, payload))``.
 
-    ``kind`` is ``"image"`` or ``"trimap"`` (name: the file's stem; payload: the file's bytes when
-    streamed from an archive, or its path in the extracted layout, read later by :func:`read_payload`
-    so that only small strings cross the pairing shuffle), or ``"ignored"`` (name: the reason,
-    payload: the path) for junk such as ``._*`` and ``.mat`` files.
+    Images and trimaps are keyed by name (the file's stem) with ``kind`` ``"image"`` or
+    ``"trimap"``; the payload is the file's bytes when streamed from an archive, or its path in the
+    extracted layout (read later by :func:`read_payload`, so only small strings cross the pairing
+    shuffle). Junk such as ``._*`` and ``.mat`` files is keyed by its path with kind ``"ignored"``
+    and the reason as payload.
     """
 
     def __init__(self, source: PetsInput) -> None:
@@ -214,5 +216,5 @@ class ReadPetsFiles(beam.PTransform):
             pbegin
             | "Patterns" >> beam.Create(patterns)
             | "MatchFiles" >> fileio.MatchAll()
-            | "Classify" >> beam.FlatMap(lambda meta: _classified(meta.path, lambda: meta.path))
+            | "KeyByName" >> beam.FlatMap(lambda meta: _keyed(meta.path, lambda: meta.path))
         )

@@ -37,7 +37,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 ERRORS_NAME = "errors-00000-of-00001.jsonl"
 STATS_NAME = "stats.json"
 SCHEMA_NAME = "schema.pbtxt"
-_DEAD_LETTER, _IGNORED = "dead_letter", "ignored"
+_DEAD_LETTER, _IGNORED, _STATS = "dead_letter", "ignored", "stats"
 # Local default runner settings, chosen by bench/tfrecord_gen.py (see README "Performance").
 LOCAL_RUNNING_MODE = "multi_processing"
 
@@ -117,7 +117,8 @@ def _ignored(reason: str) -> beam.pvalue.TaggedOutput:
 class _PrepareExampleFn(beam.DoFn):
     """Turns one image name's joined files into a record, a dead-letter entry, or ignored files.
 
-    Main output: ``(split, shard key, name, serialized example, ExampleStats)``.
+    Main output: ``(split, (shard key, name, serialized example))``; tagged outputs: ``stats``
+    ``(split, ExampleStats)``, ``dead_letter`` dicts and ``ignored`` reasons.
     """
 
     def __init__(self, *, has_lists: bool, resize: int | None, val_fraction: float, seed: int) -> None:
@@ -131,7 +132,12 @@ class _PrepareExampleFn(beam.DoFn):
 
     def process(self, element: tuple[str, dict[str, Iterable]]) -> Iterator:
         name, groups = element
-        listed, images, trimaps = list(groups["listing"]), list(groups["image"]), list(groups["trimap"])
+        listed, files = list(groups["listing"]), list(groups["files"])
+        images = [payload for kind, payload in files if kind == sources.IMAGE]
+        trimaps = [payload for kind, payload in files if kind == sources.TRIMAP]
+        for kind, reason in files:
+            if kind == sources.IGNORED:
+                yield _ignored(reason)
         self._images_read.inc(len(images))
         if listed:
             split, entry = listed[0]
@@ -190,7 +196,8 @@ class _PrepareExampleFn(beam.DoFn):
         self._seen += 1
         if self._seen % 500 == 0:
             logger.info("this worker has prepared %d records", self._seen)
-        yield split, sharding.shard_key(name, self._seed), name, serialized, stats
+        yield beam.pvalue.TaggedOutput(_STATS, (split, stats))
+        yield split, (sharding.shard_key(name, self._seed), name, serialized)
 
 
 class _FinalizeFn(beam.DoFn):
@@ -265,13 +272,11 @@ class BuildTFRecords(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         opts = self._options
         listing = self._source.listing or {}
-        files = pbegin | "ReadPetsFiles" >> sources.ReadPetsFiles(self._source)
-        images = files | "Images" >> beam.FlatMap(lambda f: [(f[1], f[2])] if f[0] == sources.IMAGE else [])
-        trimaps = files | "Trimaps" >> beam.FlatMap(lambda f: [(f[1], f[2])] if f[0] == sources.TRIMAP else [])
-        junk = files | "Junk" >> beam.FlatMap(lambda f: [f[1]] if f[0] == sources.IGNORED else [])
-        listed = pbegin | "ListedImages" >> beam.Create(sorted(listing.items()))
         prepared = (
-            {"listing": listed, "image": images, "trimap": trimaps}
+            {
+                "listing": pbegin | "ListedImages" >> beam.Create(sorted(listing.items())),
+                "files": pbegin | "ReadPetsFiles" >> sources.ReadPetsFiles(self._source),
+            }
             | "PairByName" >> beam.CoGroupByKey()
             | "PrepareExamples"
             >> beam.ParDo(
@@ -281,11 +286,10 @@ class BuildTFRecords(beam.PTransform):
                     val_fraction=opts.val_fraction,
                     seed=opts.split_seed,
                 )
-            ).with_outputs(_DEAD_LETTER, _IGNORED, main="records")
+            ).with_outputs(_STATS, _DEAD_LETTER, _IGNORED, main="records")
         )
         split_stats = (
-            prepared.records
-            | "StatsBySplit" >> beam.Map(lambda r: (r[0], r[4]))
+            prepared[_STATS]
             | "CombineStats" >> beam.CombinePerKey(SplitStatsFn())
             | "StatsDict" >> beam.combiners.ToDict()
         )
@@ -293,14 +297,12 @@ class BuildTFRecords(beam.PTransform):
             _shard_counts, int(opts.target_shard_mb * 1e6), opts.shards_per_split
         )
         ignored = (
-            (prepared[_IGNORED], junk)
-            | "AllIgnored" >> beam.Flatten()
+            prepared[_IGNORED]
             | "CountIgnored" >> beam.combiners.Count.PerElement()
             | "IgnoredDict" >> beam.combiners.ToDict()
         )
         shards = (
             prepared.records
-            | "KeyBySplit" >> beam.Map(lambda r: (r[0], (r[1], r[2], r[3])))
             | "WriteShards" >> sharding.WriteShards(self._temp_dir, beam.pvalue.AsSingleton(num_shards))
             | "CollectShards" >> beam.combiners.ToList()
         )
