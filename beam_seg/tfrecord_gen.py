@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
 
 from beam_seg import codec, imaging, pets, sharding, sources
-from beam_seg.stats import SplitStatsFn, example_stats
+from beam_seg.stats import SplitStats, SplitStatsFn, example_stats
 
 __all__ = ["BuildTFRecords", "TFRecordGenOptions", "run"]
 
@@ -220,8 +220,7 @@ class _FinalizeFn(beam.DoFn):
         if records + len(errors) != listed:
             logger.error("accounting mismatch: %d records + %d errors != %d listed", records, len(errors), listed)
         stats = {
-            "splits": {split: split_stats.get(split, SplitStatsFn().extract_output(SplitStatsFn().create_accumulator()))
-                       for split in SPLITS},
+            "splits": {split: split_stats.get(split, SplitStats().summary()) for split in SPLITS},
             "shards": {split: sorted(s["name"] for s in shards if s["split"] == split) for split in SPLITS},
             "listed": listed,
             "records": records,
@@ -237,16 +236,26 @@ class _FinalizeFn(beam.DoFn):
         for name, data in staged.items():
             with FileSystems.create(FileSystems.join(self._temp_dir, name)) as f:
                 f.write(data)
-        stale = _existing_outputs(out)
-        if stale:
-            logger.info("removing %d files of the previous TFRecord set in %s", len(stale), out)
-            FileSystems.delete(stale)
         moves = [(s["temp_path"], FileSystems.join(out, s["name"])) for s in shards]
         moves += [(FileSystems.join(self._temp_dir, name), FileSystems.join(out, name)) for name in staged]
-        FileSystems.rename([src for src, _ in moves], [dst for _, dst in moves])
+        # First the old stats.json goes, so a mix of old and new files never looks complete; then the
+        # previous set's files that the new set does not replace (renames overwrite the others).
+        new_paths = {dst for _, dst in moves}
+        stale = [path for path in _existing_outputs(out) if path not in new_paths]
+        if stale:
+            logger.info("removing %d files of the previous TFRecord set in %s", len(stale), out)
+            stats_path = FileSystems.join(out, STATS_NAME)
+            for group in ([p for p in stale if p == stats_path], [p for p in stale if p != stats_path]):
+                if group:
+                    FileSystems.delete(group)
+        # A retried bundle finds some files already moved: move only what is still in the temp dir.
+        moves = [(src, dst) for src, dst in moves if FileSystems.exists(src)]
+        if moves:
+            FileSystems.rename([src for src, _ in moves], [dst for _, dst in moves])
         with FileSystems.create(FileSystems.join(out, STATS_NAME)) as f:
             f.write(json.dumps(stats, indent=2, sort_keys=True).encode("utf-8"))
-        FileSystems.delete([self._temp_dir])
+        if FileSystems.exists(self._temp_dir):
+            FileSystems.delete([self._temp_dir])
         yield stats
 
 

@@ -21,7 +21,7 @@ beam_seg_bootstrap() {
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "bootstrap: installing beam_seg and its pinned dependencies into $venv (first run takes a few minutes)" >&2
     python -m pip install --quiet --upgrade pip setuptools wheel
-    python -m pip install --quiet -c "$repo/constraints.txt" -e "$repo[app,test]"
+    python -m pip install --quiet -c "$repo/constraints.txt" -e "${repo}[app,test]"
     echo "$want" > "$stamp"
   fi
 }

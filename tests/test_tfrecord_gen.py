@@ -256,3 +256,23 @@ def test_help_lists_every_option(capsys):
     for flag in ("--input", "--input_layout", "--output_dir", "--resize", "--val_fraction", "--split_seed",
                  "--target_shard_mb", "--shards_per_split", "--overwrite", "--runner", "DataflowRunner"):  # fmt: skip
         assert flag in text
+
+
+def test_finalize_is_safe_to_retry(tmp_path):
+    """Dataflow may run the Finalize bundle twice; the second run must keep the set complete."""
+    out, temp = tmp_path / "out", tmp_path / "out" / ".tmp-x"
+    temp.mkdir(parents=True)
+    (out / "train-00000-of-00003.tfrecord").write_bytes(b"old set")  # a previous run's shard
+    (out / tfrecord_gen.STATS_NAME).write_text("{}")
+    shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
+    finalize = tfrecord_gen._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={})
+    stats = {"train": {"num_examples": 1}}
+    for attempt in range(2):
+        if attempt == 0:
+            (temp / "t0").write_bytes(b"new shard")
+        (result,) = finalize.process([shard], split_stats=stats, errors=[], ignored={})
+        assert sorted(os.listdir(out)) == [
+            "errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json", "train-00000-of-00001.tfrecord"
+        ]  # fmt: skip
+        assert (out / "train-00000-of-00001.tfrecord").read_bytes() == b"new shard"
+        assert result["records"] == 1 and result["listed"] == 1
