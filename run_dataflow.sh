@@ -38,7 +38,7 @@ for stage in ${STAGES//,/ }; do
   case "$stage" in data) ;; *) die "unknown stage '$stage' in --stages (known: data)" ;; esac
 done
 
-# shellcheck source=scripts/bootstrap_venv.sh
+# shellcheck source-path=SCRIPTDIR source=scripts/bootstrap_venv.sh
 source "$REPO/scripts/bootstrap_venv.sh"
 beam_seg_bootstrap "$REPO"
 

@@ -10,7 +10,22 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exit 0
 fi
 
-# shellcheck source=scripts/bootstrap_venv.sh
+# System packages the tests drive for real: Debian's Chromium for the browser test.
+SYSTEM_PACKAGES=(chromium)
+ensure_system_packages() {
+  local missing=()
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "run_tests.sh: installing ${missing[*]} with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "run_tests.sh: please install ${missing[*]} (Debian: apt-get install ${SYSTEM_PACKAGES[*]}); the browser test needs it" >&2
+  fi
+}
+
+ensure_system_packages
+# shellcheck source-path=SCRIPTDIR source=scripts/bootstrap_venv.sh
 source "$REPO/scripts/bootstrap_venv.sh"
 beam_seg_bootstrap "$REPO"
 
