@@ -1,0 +1,165 @@
+"""Segmentation metrics: Keras metrics for training logs, and exact confusion-matrix evaluation.
+
+IoU of class ``c`` is ``TP / (TP + FP + FN)`` over all pixels of a split; mean IoU averages the
+classes that occur in the labels or predictions (as ``keras.metrics.MeanIoU`` does); pixel
+accuracy is the share of pixels whose argmax equals the label.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+__all__ = ["LOSSES", "evaluate", "keras_metrics", "make_loss", "summarize_confusion"]
+
+# --loss choices -> description.
+LOSSES: dict[str, str] = {
+    "ce_dice": "pixel cross-entropy + soft Dice (Dice lifts thin classes such as the border)",
+    "ce": "pixel cross-entropy only",
+}
+
+
+def make_loss(name: str, num_classes: int):  # noqa: ANN201 - returns a Keras loss callable.
+    """The training loss ``name`` (a key of :data:`LOSSES`): ``(uint8 mask [B,H,W,1], logits) → scalar``."""
+    import keras
+    import tensorflow as tf
+
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if name == "ce":
+        return cross_entropy
+    if name != "ce_dice":
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+
+    def ce_dice(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        labels = tf.cast(tf.squeeze(y_true, axis=-1), tf.int32)
+        logits = tf.cast(logits, tf.float32)
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        intersection = tf.reduce_sum(probabilities * onehot, axis=[0, 1, 2])
+        sizes = tf.reduce_sum(probabilities + onehot, axis=[0, 1, 2])
+        dice = (2.0 * intersection + 1.0) / (sizes + 1.0)
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        return ce + 1.0 - tf.reduce_mean(dice)
+
+    return ce_dice
+
+
+@functools.cache
+def _segmentation_metric_class() -> type:
+    """Defines the fused Keras metric on first use (Keras is imported lazily)."""
+    import keras
+    import tensorflow as tf
+
+    class SegmentationMetrics(keras.metrics.Metric):
+        """Pixel accuracy, mean IoU and per-class IoU from one confusion matrix per step.
+
+        One argmax and one confusion matrix per batch instead of one per metric: on CPU, separate
+        Keras IoU metrics cost ~15% of a small U-Net's train step. ``result()`` is a dict, which
+        Keras flattens into the logs (``mean_iou``, ``iou_pet``, …, and ``val_``-prefixed).
+        """
+
+        def __init__(self, class_names: Sequence[str], name: str = "segmentation", **kwargs: Any) -> None:
+            super().__init__(name=name, **kwargs)
+            self._class_names = tuple(class_names)
+            n = len(self._class_names)
+            self.confusion = self.add_variable(
+                shape=(n, n), initializer="zeros", dtype="float32", name="confusion", aggregation="sum"
+            )
+
+        def update_state(self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: tf.Tensor | None = None) -> None:
+            n = len(self._class_names)
+            labels = tf.reshape(tf.cast(y_true, tf.int32), [-1])
+            predicted = tf.argmax(tf.reshape(y_pred, [-1, n]), axis=-1, output_type=tf.int32)
+            self.confusion.assign_add(tf.math.confusion_matrix(labels, predicted, num_classes=n, dtype=tf.float32))
+
+        def result(self) -> dict[str, tf.Tensor]:
+            confusion = tf.convert_to_tensor(self.confusion)
+            tp = tf.linalg.diag_part(confusion)
+            union = tf.reduce_sum(confusion, axis=0) + tf.reduce_sum(confusion, axis=1) - tp
+            iou = tf.math.divide_no_nan(tp, union)
+            present = tf.cast(union > 0, tf.float32)
+            results = {
+                "pixel_accuracy": tf.math.divide_no_nan(tf.reduce_sum(tp), tf.reduce_sum(confusion)),
+                "mean_iou": tf.math.divide_no_nan(tf.reduce_sum(iou * present), tf.reduce_sum(present)),
+            }
+            results.update({f"iou_{name}": iou[c] for c, name in enumerate(self._class_names)})
+            return results
+
+        def reset_state(self) -> None:
+            self.confusion.assign(tf.zeros_like(self.confusion))
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "class_names": list(self._class_names)}
+
+    return SegmentationMetrics
+
+
+def keras_metrics(class_names: Sequence[str]) -> list[keras.metrics.Metric]:
+    """Metrics logged per epoch by ``fit`` (on logits): ``pixel_accuracy``, ``mean_iou``, ``iou_<class>``."""
+    return [_segmentation_metric_class()(class_names)]
+
+
+def summarize_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> dict[str, object]:
+    """IoU, per-class IoU and pixel accuracy from a ``[true, predicted]`` confusion matrix.
+
+    Args:
+        confusion: Integer matrix, rows = true class, columns = predicted class.
+        class_names: Names of the classes, in id order.
+
+    Returns:
+        ``mean_iou``, ``per_class_iou`` (name → IoU, ``None`` for a class absent from both labels
+        and predictions), ``pixel_accuracy``, ``num_pixels`` and the ``confusion_matrix`` itself.
+    """
+    confusion = np.asarray(confusion, dtype=np.int64)
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
+    present = union > 0
+    iou = np.divide(tp, union, out=np.zeros_like(tp), where=present)
+    total = int(confusion.sum())
+    return {
+        "mean_iou": float(iou[present].mean()) if present.any() else 0.0,
+        "per_class_iou": {name: (float(iou[c]) if present[c] else None) for c, name in enumerate(class_names)},
+        "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
+        "num_pixels": total,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def evaluate(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]) -> dict[str, object]:
+    """Evaluates ``model`` (logits) on ``(pixels, mask)`` batches exactly, over every pixel.
+
+    Returns:
+        :func:`summarize_confusion`'s dict plus ``loss`` (mean per-pixel cross-entropy) and
+        ``num_examples``.
+    """
+    import tensorflow as tf
+
+    num_classes = len(class_names)
+
+    @tf.function(reduce_retracing=True)
+    def batch_stats(pixels: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = tf.cast(model(pixels, training=False), tf.float32)
+        labels = tf.reshape(tf.cast(mask, tf.int32), [-1])
+        flat = tf.reshape(logits, [-1, num_classes])
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=flat))
+        predicted = tf.argmax(flat, axis=-1, output_type=tf.int32)
+        confusion = tf.math.confusion_matrix(labels, predicted, num_classes=num_classes, dtype=tf.int64)
+        return confusion, tf.cast(loss, tf.float64)
+
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    loss_sum, examples = 0.0, 0
+    for pixels, mask in dataset:
+        batch_confusion, batch_loss = batch_stats(pixels, mask)
+        confusion += batch_confusion.numpy()
+        loss_sum += float(batch_loss)
+        examples += int(pixels.shape[0])
+    summary = summarize_confusion(confusion, class_names)
+    pixels_total = summary["num_pixels"]
+    return {"loss": loss_sum / pixels_total if pixels_total else float("nan"), "num_examples": examples, **summary}

@@ -1,0 +1,559 @@
+"""Stage 2: train a segmentation model on the TFRecords of ``tfrecord_gen``, evaluate it, export it.
+
+Usage::
+
+    python -m beam_seg.train --data_dir DIR --output_dir DIR [--epochs N] [--model unet] [--resume]
+
+Writes a flat ``--output_dir`` that the publish stage uploads as a model repo and the app loads:
+``saved_model/`` (see :mod:`beam_seg.export` for its signatures), ``model_config.json`` (written
+last: a directory without it is incomplete), ``metrics.json``, ``history.json``,
+``training_curves.png``, ``predictions.png``, and ``checkpoints/`` (model, optimizer, epoch and
+history after every epoch; ``--resume`` continues from the newest).
+
+The model is always built and compiled inside a ``tf.distribute`` strategy scope:
+``MirroredStrategy`` when more than one GPU is visible, the default strategy otherwise, so the CPU
+tests run the same code path. A non-finite loss stops training before that epoch is checkpointed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from beam_seg import codec, export, input_pipeline, models, reports, seg_metrics
+from beam_seg.pets import MASK_CLASSES
+from beam_seg.train_config import ConfigError, TrainConfig, parse_args
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+__all__ = ["OutputExistsError", "TrainResult", "TrainingDivergedError", "build_training_model", "run", "train"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_CONFIG = "train_config.json"
+METRICS_NAME = "metrics.json"
+HISTORY_NAME = "history.json"
+CURVES_NAME = "training_curves.png"
+PREDICTIONS_NAME = "predictions.png"
+EVAL_SPLITS: tuple[str, ...] = ("val", "test")
+EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 2, 3
+# Flags that change the architecture: a checkpoint cannot be resumed under different values.
+_ARCHITECTURE_FLAGS = ("model", "image_size", "base_filters", "depth")
+_CHECKPOINTS_TO_KEEP = 3
+
+
+class OutputExistsError(FileExistsError):
+    """``--output_dir`` holds checkpoints and neither ``--resume`` nor ``--overwrite`` was given."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss (or a weight) became NaN/inf; training stopped and that epoch was not checkpointed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What one :func:`train` call produced.
+
+    Attributes:
+        output_dir: Where everything was written.
+        history: One record per completed epoch (also in ``history.json``).
+        metrics: The ``metrics.json`` contents.
+        seconds: Wall time of the call.
+    """
+
+    output_dir: str
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    seconds: float
+
+
+def _join(base: str, *names: str) -> str:
+    return "/".join([base.rstrip("/"), *names])
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    """Writes a file (local or gs://) under a temporary name and renames it into place."""
+    import tensorflow as tf
+
+    temp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(temp, "wb") as f:
+        f.write(data)
+    tf.io.gfile.rename(temp, path, overwrite=True)
+
+
+def _write_json(path: str, value: object) -> None:
+    _write_bytes(path, (json.dumps(value, indent=2, sort_keys=True, allow_nan=True) + "\n").encode("utf-8"))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    files: dict[str, list[str]]
+    counts: dict[str, int]
+    stats: dict | None
+
+
+def _load_data(config: TrainConfig) -> _Data:
+    """Finds the shards of every split and (by default) reads every record once to validate them."""
+    files = {"train": input_pipeline.list_shards(config.data_dir, "train")}
+    for split in EVAL_SPLITS:
+        split_files = input_pipeline.list_shards(config.data_dir, split, required=False)
+        if split_files:
+            files[split] = split_files
+    stats = input_pipeline.read_stats(config.data_dir)
+    if stats is None:
+        logger.warning("%s has no stats.json (incomplete tfrecord_gen output?); normalising with 127.5/127.5",
+                       config.data_dir)  # fmt: skip
+    if config.validate_records:
+        counts = {split: input_pipeline.scan_shards(paths) for split, paths in files.items()}
+    else:
+        try:
+            counts = {split: int(stats["splits"][split]["num_examples"]) for split in files}  # type: ignore[index]
+        except (TypeError, KeyError) as e:
+            raise input_pipeline.InputDataError(
+                f"--no_validate_records needs record counts from {config.data_dir}/stats.json, which lacks {e}"
+            ) from None
+    if counts["train"] == 0:
+        raise input_pipeline.InputDataError(f"the train shards {files['train']} hold no records")
+    if "val" not in files:
+        logger.warning("no val shards in %s: no per-epoch validation; metrics.json will lack 'val'", config.data_dir)
+    logger.info("data %s: %s", config.data_dir, ", ".join(f"{s} {n} records in {len(files[s])} shards"
+                                                          for s, n in counts.items()))  # fmt: skip
+    return _Data(files=files, counts=counts, stats=stats)
+
+
+def _make_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over all GPUs when there is more than one, else the default strategy."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _mixed_precision_on(mode: str) -> bool:
+    import tensorflow as tf
+
+    return mode == "on" or (mode == "auto" and bool(tf.config.list_logical_devices("GPU")))
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str) -> Iterator[None]:
+    """Sets Keras' global dtype policy for the models built inside, and restores it afterwards."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _normalization(config: TrainConfig, stats: dict | None) -> input_pipeline.Normalization:
+    if config.model == "mobilenetv2_unet":
+        return dataclasses.replace(input_pipeline.DEFAULT_NORMALIZATION, source="mobilenetv2 preprocessing")
+    return input_pipeline.load_normalization(stats)
+
+
+def _build_model(config: TrainConfig, norm: input_pipeline.Normalization, *, encoder_weights: str | None) -> keras.Model:
+    return models.build_model(
+        config.model,
+        image_size=config.image_size,
+        num_classes=len(MASK_CLASSES),
+        mean=norm.mean,
+        std=norm.std,
+        base_filters=config.base_filters,
+        depth=config.depth,
+        encoder_weights=encoder_weights,
+    )
+
+
+def build_training_model(
+    config: TrainConfig, norm: input_pipeline.Normalization, *, steps_per_epoch: int, mixed_precision: bool = False
+) -> keras.Model:
+    """Builds and compiles the model (call inside ``strategy.scope()``), its optimizer built too.
+
+    Args:
+        config: The run's configuration (architecture, loss, learning rate and schedule).
+        norm: Normalisation baked into the model's first layer.
+        steps_per_epoch: Train steps per epoch (the cosine schedule decays over ``epochs`` of them).
+        mixed_precision: Build under the ``mixed_float16`` policy (logits stay float32).
+    """
+    import keras
+
+    with _dtype_policy("mixed_float16" if mixed_precision else "float32"):
+        model = _build_model(config, norm, encoder_weights=config.encoder_weights)
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, config.epochs * steps_per_epoch, alpha=0.01
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=seg_metrics.make_loss(config.loss, len(MASK_CLASSES)),
+        metrics=seg_metrics.keras_metrics(MASK_CLASSES),
+    )
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _all_finite(model: keras.Model) -> bool:
+    return all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def _float(value: object) -> float:
+    return float(np.asarray(value))
+
+
+class _NanGuard:
+    """Shared state of the callbacks: where the first non-finite value was seen, if anywhere."""
+
+    def __init__(self) -> None:
+        self.where: str | None = None
+
+
+def _callbacks(
+    *,
+    guard: _NanGuard,
+    manager: tf.train.CheckpointManager,
+    epoch_var: tf.Variable,
+    history_var: tf.Variable,
+    history: list[dict[str, Any]],
+    history_path: str,
+    total_epochs: int,
+) -> list[keras.callbacks.Callback]:
+    """The NaN guard and the per-epoch checkpoint writer (in that order)."""
+    import keras
+
+    class StopOnNaN(keras.callbacks.Callback):
+        """Stops at the first non-finite batch loss (the running mean stays NaN once it is)."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(_float(loss)):
+                guard.where = f"loss became {_float(loss)} at epoch {self._epoch + 1}, step {batch + 1}"
+                self.model.stop_training = True
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        """Saves model, optimizer, epoch and history after every epoch whose loss and weights are finite."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._start = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            values = {key: _float(value) for key, value in (logs or {}).items()}
+            if guard.where is None and not (math.isfinite(values.get("loss", 0.0)) and _all_finite(self.model)):
+                guard.where = f"weights or loss became non-finite at the end of epoch {epoch + 1}"
+                self.model.stop_training = True
+            if guard.where is not None:
+                logger.error("not checkpointing epoch %d: %s", epoch + 1, guard.where)
+                return
+            optimizer = self.model.optimizer
+            record = {
+                "epoch": epoch + 1,
+                **values,
+                "learning_rate": _float(optimizer.learning_rate),
+                "iterations": int(optimizer.iterations.numpy()),
+                "seconds": round(time.monotonic() - self._start, 3),
+            }
+            history.append(record)
+            epoch_var.assign(epoch + 1)
+            history_var.assign(json.dumps(history))
+            path = manager.save(checkpoint_number=epoch + 1)
+            _write_json(history_path, history)
+            shown = " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "mean_iou", "val_loss", "val_mean_iou")
+                             if k in values)  # fmt: skip
+            logger.info("epoch %d/%d %s (%.1fs) → %s", epoch + 1, total_epochs, shown, record["seconds"], path)
+
+    return [StopOnNaN(), EpochCheckpoint()]
+
+
+def _prepare_checkpoints(config: TrainConfig, checkpoint_dir: str) -> str | None:
+    """Applies --resume/--overwrite to the checkpoint directory; returns the checkpoint to restore."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(checkpoint_dir) if tf.io.gfile.isdir(checkpoint_dir) else None
+    if latest and config.overwrite:
+        logger.info("--overwrite: removing the checkpoints in %s", checkpoint_dir)
+        tf.io.gfile.rmtree(checkpoint_dir)
+        latest = None
+    elif latest and not config.resume:
+        raise OutputExistsError(
+            f"{checkpoint_dir} already holds checkpoints (newest {latest}); pass --resume to continue that run "
+            "or --overwrite to start over"
+        )
+    if config.resume and not latest:
+        logger.info("--resume: no checkpoint in %s, starting from scratch", checkpoint_dir)
+    saved_config = _join(checkpoint_dir, CHECKPOINT_CONFIG)
+    if latest and tf.io.gfile.exists(saved_config):
+        with tf.io.gfile.GFile(saved_config, "r") as f:
+            previous = json.load(f)
+        current = config.to_dict()
+        changed = [flag for flag in _ARCHITECTURE_FLAGS if previous.get(flag) != current[flag]]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {latest}: " + ", ".join(f"--{k} was {previous.get(k)!r}, now {current[k]!r}"
+                                                        for k in changed)  # fmt: skip
+            )
+        others = [k for k in current if k not in ("resume", "overwrite") and previous.get(k) != current[k]]
+        if others:
+            logger.warning("resuming with changed flags %s; the result will differ from an uninterrupted run",
+                           {k: (previous.get(k), current[k]) for k in others})  # fmt: skip
+    tf.io.gfile.makedirs(checkpoint_dir)
+    _write_json(saved_config, config.to_dict())
+    return latest
+
+
+def _predictions_png(model: keras.Model, dataset: tf.data.Dataset, count: int) -> bytes:
+    images, truths, predicted, titles = [], [], [], []
+    for index, (pixels, mask) in enumerate(dataset.unbatch().take(count)):
+        logits = model(pixels[None], training=False)
+        prediction = np.argmax(np.asarray(logits)[0], axis=-1)
+        truth = np.asarray(mask)[..., 0]
+        confusion = np.bincount(truth.ravel() * len(MASK_CLASSES) + prediction.ravel(),
+                                minlength=len(MASK_CLASSES) ** 2).reshape(len(MASK_CLASSES), -1)  # fmt: skip
+        iou = seg_metrics.summarize_confusion(confusion, MASK_CLASSES)["mean_iou"]
+        images.append(np.clip(np.asarray(pixels) + 0.5, 0, 255).astype(np.uint8))
+        truths.append(truth)
+        predicted.append(prediction)
+        titles.append(f"example {index}  mean IoU {iou:.3f}")
+    return reports.plot_predictions(images, truths, predicted, class_names=MASK_CLASSES, palette=export.PALETTE,
+                                    titles=titles)  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Run:
+    """The live state of one training state, shared by the steps of :func:`train`."""
+
+    config: TrainConfig
+    data: _Data
+    norm: input_pipeline.Normalization
+    strategy: tf.distribute.Strategy
+    mixed_precision: bool
+    steps_per_epoch: int
+    model: keras.Model
+    manager: tf.train.CheckpointManager
+    epoch_var: tf.Variable
+    history_var: tf.Variable
+    history: list[dict[str, Any]]
+
+
+def _start(config: TrainConfig, data: _Data, latest: str | None) -> _Run:
+    """Builds the model inside the strategy scope and restores ``latest`` (model, optimizer, epoch, history)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = _make_strategy()
+    mixed = _mixed_precision_on(config.mixed_precision)
+    steps = input_pipeline.steps_for(data.counts["train"], config.batch_size, config.steps_per_epoch)
+    logger.info("strategy %s with %d replica(s), mixed precision %s, %d steps per epoch",
+                type(strategy).__name__, strategy.num_replicas_in_sync, "on" if mixed else "off", steps)  # fmt: skip
+    norm = _normalization(config, data.stats)
+    with strategy.scope():
+        model = build_training_model(config, norm, steps_per_epoch=steps, mixed_precision=mixed)
+    # Epoch and history live on the host (string variables cannot be mirrored onto GPUs).
+    with tf.device("/cpu:0"):
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        history_var = tf.Variable("[]", dtype=tf.string, trainable=False, name="history")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch_var, history=history_var)
+    manager = tf.train.CheckpointManager(checkpoint, _join(config.output_dir, CHECKPOINT_DIR),
+                                         max_to_keep=_CHECKPOINTS_TO_KEEP)  # fmt: skip
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        if config.lr_schedule == "constant":
+            model.optimizer.learning_rate = config.learning_rate  # A restored constant rate would override the flag.
+        logger.info("resumed %s: epoch %d, optimizer step %d", latest, int(epoch_var.numpy()),
+                    int(model.optimizer.iterations.numpy()))  # fmt: skip
+    return _Run(config=config, data=data, norm=norm, strategy=strategy, mixed_precision=mixed, steps_per_epoch=steps,
+                model=model, manager=manager, epoch_var=epoch_var, history_var=history_var,
+                history=json.loads(history_var.numpy().decode("utf-8")))  # fmt: skip
+
+
+def _fit(state: _Run) -> None:
+    """Trains from the restored epoch to ``--epochs``, checkpointing each finite epoch.
+
+    Raises:
+        TrainingDivergedError: on a non-finite loss or weight (that epoch is not checkpointed).
+        input_pipeline.InputDataError: when a record cannot be decoded mid-training.
+    """
+    import tensorflow as tf
+
+    config, data = state.config, state.data
+    first_epoch = int(state.epoch_var.numpy())
+    if first_epoch >= config.epochs:
+        logger.info("checkpoint is at epoch %d of %d: nothing to train, re-evaluating and exporting",
+                    first_epoch, config.epochs)  # fmt: skip
+        return
+    train_data = input_pipeline.train_dataset(
+        data.files["train"],
+        num_examples=data.counts["train"],
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        steps_per_epoch=state.steps_per_epoch,
+        first_epoch=first_epoch,
+        epochs=config.epochs,
+        seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer,
+        augment=config.augment,
+    )
+    val_data = None
+    if "val" in data.files:
+        val_data = input_pipeline.eval_dataset(data.files["val"], image_size=config.image_size,
+                                               batch_size=config.batch_size, steps=config.val_steps, cache=True,
+                                               num_examples=data.counts["val"])  # fmt: skip
+    guard = _NanGuard()
+    callbacks = _callbacks(guard=guard, manager=state.manager, epoch_var=state.epoch_var, history_var=state.history_var,
+                           history=state.history, history_path=_join(config.output_dir, HISTORY_NAME),
+                           total_epochs=config.epochs)  # fmt: skip
+    try:
+        state.model.fit(train_data, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=state.steps_per_epoch,
+                      validation_data=val_data, callbacks=callbacks, shuffle=False, verbose=0)  # fmt: skip
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        logger.debug("input failure during fit", exc_info=True)
+        raise input_pipeline.InputDataError(
+            f"reading {config.data_dir} failed during training: {e.message.splitlines()[0]}"
+        ) from None
+    if guard.where is not None:
+        good = state.manager.latest_checkpoint
+        where = (f"the last good checkpoint is {good} (epoch {int(good.rsplit('-', 1)[1])}); lower "
+                 "--learning_rate and rerun with --resume to continue from it") if good else (
+                 "no checkpoint was written; lower --learning_rate and rerun with --overwrite")  # fmt: skip
+        raise TrainingDivergedError(
+            f"training diverged: {guard.where} (--learning_rate {config.learning_rate}); stopped before "
+            f"checkpointing that epoch; {where}"
+        )
+
+
+def _evaluate(state: _Run, serving: keras.Model) -> dict[str, Any]:
+    """Exact metrics of the exported weights on every val and test record (the metrics.json contents)."""
+    history = state.history
+    metrics: dict[str, Any] = {"evaluated_weights": f"final (epoch {len(history)})", "final_epoch": len(history)}
+    for split in EVAL_SPLITS:
+        if split in state.data.files:
+            dataset = input_pipeline.eval_dataset(state.data.files[split], image_size=state.config.image_size,
+                                                  batch_size=state.config.batch_size)  # fmt: skip
+            metrics[split] = seg_metrics.evaluate(serving, dataset, MASK_CLASSES)
+    scored = [h for h in history if "val_mean_iou" in h]
+    if scored:
+        best = max(scored, key=lambda h: h["val_mean_iou"])
+        metrics["best_epoch"] = {"epoch": best["epoch"], "val_mean_iou": best["val_mean_iou"]}
+    return metrics
+
+
+def _write_outputs(state: _Run, serving: keras.Model, metrics: dict[str, Any], seconds: float) -> None:
+    """Writes the flat output directory; ``model_config.json`` last, marking it complete."""
+    config, out = state.config, state.config.output_dir
+    _write_json(_join(out, HISTORY_NAME), state.history)
+    _write_json(_join(out, METRICS_NAME), metrics)
+    export.export_saved_model(serving, _join(out, export.SAVED_MODEL_DIR), image_size=config.image_size)
+    if state.history:
+        _write_bytes(_join(out, CURVES_NAME), reports.plot_training_curves(state.history))
+    if config.num_predictions:
+        split = next(s for s in ("val", "test", "train") if s in state.data.files)
+        samples = input_pipeline.eval_dataset(state.data.files[split], image_size=config.image_size,
+                                              batch_size=config.num_predictions)  # fmt: skip
+        _write_bytes(_join(out, PREDICTIONS_NAME), _predictions_png(serving, samples, config.num_predictions))
+    headline = {f"{s}_{k}": metrics[s][k] for s in EVAL_SPLITS if s in metrics for k in ("mean_iou", "pixel_accuracy")}
+    config_json = export.model_config(
+        image_size=config.image_size,
+        normalization=dataclasses.asdict(state.norm),
+        model={"architecture": config.model, "base_filters": config.base_filters, "depth": config.depth,
+               "encoder_weights": config.encoder_weights, "parameters": int(serving.count_params()),
+               "output": "logits; the SavedModel applies softmax"},  # fmt: skip
+        training={
+            **config.to_dict(),
+            "steps_per_epoch": state.steps_per_epoch,
+            "epochs_completed": len(state.history),
+            "optimizer_iterations": int(state.model.optimizer.iterations.numpy()),
+            "num_examples": state.data.counts,
+            "strategy": type(state.strategy).__name__,
+            "replicas": state.strategy.num_replicas_in_sync,
+            "mixed_precision_used": state.mixed_precision,
+            "wall_seconds": round(seconds, 1),
+        },
+        metrics={"file": METRICS_NAME, "history": HISTORY_NAME, **headline,
+                 "best_epoch": metrics.get("best_epoch")},  # fmt: skip
+    )
+    _write_json(_join(out, export.CONFIG_NAME), config_json)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Trains, evaluates and exports as configured; see the module docstring for the outputs.
+
+    Raises:
+        input_pipeline.InputDataError: no shards, a corrupt shard or unusable data (names the file).
+        codec.RecordFormatError: a record lacks a feature or has a wrong type (names file and record).
+        OutputExistsError: checkpoints exist and neither ``--resume`` nor ``--overwrite`` was given.
+        ConfigError: the flags cannot work together (e.g. resuming a different architecture).
+        models.ModelConfigError: ``--image_size`` does not suit the model.
+        TrainingDivergedError: the loss became NaN/inf; the newest checkpoint is the last good epoch.
+    """
+    import tensorflow as tf
+
+    started = time.monotonic()
+    models.check_image_size(config.model, config.image_size, config.depth)  # Before any data is read.
+    data = _load_data(config)
+    tf.io.gfile.makedirs(config.output_dir)
+    latest = _prepare_checkpoints(config, _join(config.output_dir, CHECKPOINT_DIR))
+    state = _start(config, data, latest)
+    _fit(state)
+    # The published model: a float32 copy outside any strategy, so serving never depends on the training setup.
+    with _dtype_policy("float32"):
+        serving = _build_model(config, state.norm, encoder_weights=None)
+    serving.set_weights(state.model.get_weights())
+    metrics = _evaluate(state, serving)
+    _write_outputs(state, serving, metrics, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    logger.info("wrote %s in %.0fs", config.output_dir, seconds)
+    return TrainResult(output_dir=config.output_dir, history=state.history, metrics=metrics, seconds=seconds)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 2 bad flags or data, 3 diverged)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config_or_error: TrainConfig | ConfigError
+    try:
+        config_or_error = parse_args(argv)
+    except ConfigError as e:
+        config_or_error = e
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if isinstance(config_or_error, ConfigError):
+        logger.error("%s", config_or_error)
+        return EXIT_BAD_INPUT
+    try:
+        result = train(config_or_error)
+    except (input_pipeline.InputDataError, codec.RecordFormatError, ConfigError, models.ModelConfigError,
+            OutputExistsError) as e:  # fmt: skip
+        logger.error("%s", e)
+        return EXIT_BAD_INPUT
+    except TrainingDivergedError as e:
+        logger.error("%s", e)
+        return EXIT_DIVERGED
+    val = result.metrics.get("val", {})
+    print(f"train: {len(result.history)} epochs in {result.seconds:.0f}s → {result.output_dir}; "
+          f"val mean IoU {val.get('mean_iou', float('nan')):.4f}, pixel accuracy {val.get('pixel_accuracy', float('nan')):.4f}")  # fmt: skip  # CLI summary.
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(run())

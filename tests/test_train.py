@@ -1,0 +1,398 @@
+"""End-to-end tests of ``python -m beam_seg.train`` on TFRecords written by the real ``tfrecord_gen``.
+
+One module-scoped dataset (40 synthetic images, ``--resize 64``) and one module-scoped 2-epoch
+training run feed most tests; the rest train for a few steps of a tiny U-Net on CPU. NaN loss is
+injected by wrapping ``input_pipeline.train_dataset`` so that every batch of epoch 2 is NaN.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from beam_seg import codec, export, input_pipeline, models, sample_data, tfrecord_gen, train
+from beam_seg.pets import MASK_CLASSES
+from beam_seg.train_config import ConfigError, build_parser, parse_args
+
+tf = pytest.importorskip("tensorflow")
+
+SIZE = 64
+STEPS = 3
+# A tiny, fast U-Net: 3 levels of 4..32 filters on 64x64 inputs, 3 steps of 4 images per epoch.
+COMMON = [
+    "--image_size", str(SIZE), "--batch_size", "4", "--base_filters", "4", "--depth", "3",
+    "--steps_per_epoch", str(STEPS), "--num_predictions", "2", "--seed", "1", "--learning_rate", "3e-3",
+]  # fmt: skip
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Sample PETS data turned into 64x64 TFRecords by the real Beam job (in-memory runner)."""
+    root = tmp_path_factory.mktemp("data")
+    sample_data.make_sample_data(str(root / "raw"), num_images=40, min_size=64, max_size=160, seed=0)
+    out = str(root / "tfrecords")
+    rc = tfrecord_gen.run(
+        ["--input", str(root / "raw"), "--output_dir", out, "--resize", str(SIZE), "--val_fraction", "0.3",
+         "--direct_running_mode=in_memory", "--direct_num_workers=1"]  # fmt: skip
+    )
+    assert rc == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An uninterrupted 2-epoch run; its output directory."""
+    out = str(tmp_path_factory.mktemp("trained") / "model")
+    assert train.run(["--data_dir", data_dir, "--output_dir", out, "--epochs", "2", *COMMON]) == 0
+    return out
+
+
+def _encode(pixels: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _records(data_dir: str, split: str) -> list[codec.PetExample]:
+    files = input_pipeline.list_shards(data_dir, split)
+    return [codec.decode_example(r.numpy()) for r in tf.data.TFRecordDataset(files)]
+
+
+def _copy_data(data_dir: str, dest: Path) -> Path:
+    shutil.copytree(data_dir, dest)
+    return dest
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "beam_seg.train"]
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "beam_seg.train", "--help"], cwd=REPO, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    flags = [s for a in build_parser()._actions for s in a.option_strings if s.startswith("--")]
+    required = ["--data_dir", "--output_dir", "--image_size", "--epochs", "--batch_size", "--learning_rate",
+                "--val_steps", "--steps_per_epoch", "--seed", "--model", "--encoder_weights", "--base_filters",
+                "--mixed_precision", "--resume"]  # fmt: skip
+    assert set(required) <= set(flags)
+    for flag in flags:
+        assert flag in result.stdout, flag
+    assert "mobilenetv2_unet" in result.stdout
+
+
+def test_config_rejects_bad_values() -> None:
+    base = ["--data_dir", "d", "--output_dir", "o"]
+    assert parse_args(base).encoder_weights is None
+    with pytest.raises(ConfigError, match="--epochs must be >= 1, got 0"):
+        parse_args([*base, "--epochs", "0"])
+    with pytest.raises(ConfigError, match="--encoder_weights applies to --model mobilenetv2_unet only"):
+        parse_args([*base, "--encoder_weights", "imagenet"])
+    with pytest.raises(ConfigError, match="contradict"):
+        parse_args([*base, "--resume", "--overwrite"])
+
+
+def test_bad_image_size_is_a_clear_error(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    argv = ["--data_dir", data_dir, "--output_dir", str(tmp_path / "o"), "--image_size", "60", "--depth", "3"]
+    assert train.run(argv) == train.EXIT_BAD_INPUT
+    assert any("image size 60 is not a multiple of 8" in m for m in _errors(caplog))
+
+
+# --- A full run ----------------------------------------------------------------------------------
+
+
+def test_run_writes_every_output(trained: str) -> None:
+    out = Path(trained)
+    for name in ("model_config.json", "metrics.json", "history.json", "training_curves.png", "predictions.png"):
+        assert (out / name).is_file(), name
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-2")
+    for png in ("training_curves.png", "predictions.png"):
+        with Image.open(out / png) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["iterations"] for h in history] == [STEPS, 2 * STEPS]
+    assert {"loss", "mean_iou", "pixel_accuracy", "val_loss", "val_mean_iou", "learning_rate"} <= set(history[0])
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("val", "test"):
+        m = metrics[split]
+        assert set(m["per_class_iou"]) == set(MASK_CLASSES)
+        assert 0.0 <= m["mean_iou"] <= 1.0 and 0.0 <= m["pixel_accuracy"] <= 1.0 and np.isfinite(m["loss"])
+        assert m["num_pixels"] == m["num_examples"] * SIZE * SIZE
+
+    config = json.loads((out / "model_config.json").read_text())
+    assert config["image_size"] == SIZE and config["classes"] == list(MASK_CLASSES)
+    assert config["id2label"] == {"0": "pet", "1": "background", "2": "border"}
+    assert set(config["palette"]) == set(MASK_CLASSES) and all(len(c) == 3 for c in config["palette"].values())
+    norm = config["preprocessing"]["normalization"]
+    stats = json.loads((Path(input_pipeline_data_dir(config)) / "stats.json").read_text())
+    assert norm["source"] == "stats.json:splits.train"
+    assert norm["mean"] == pytest.approx(stats["splits"]["train"]["channel_mean"])
+    assert norm["std"] == pytest.approx(stats["splits"]["train"]["channel_std"])
+    assert config["training"]["epochs"] == 2 and config["training"]["optimizer_iterations"] == 2 * STEPS
+    assert config["training"]["strategy"] in ("_DefaultDistributionStrategy", "MirroredStrategy")
+    assert {"tensorflow", "keras"} <= set(config["versions"])
+    assert config["metrics"]["file"] == "metrics.json"
+    assert config["metrics"]["val_mean_iou"] == metrics["val"]["mean_iou"]
+    assert set(config["signatures"]) == {"serving_default", "serving_images"}
+
+
+def input_pipeline_data_dir(config: dict) -> str:
+    return config["training"]["data_dir"]
+
+
+def test_saved_model_serving_default_takes_jpeg_and_png_of_any_size(trained: str) -> None:
+    loaded = tf.saved_model.load(os.path.join(trained, "saved_model"))
+    assert {"serving_default", "serving_images"} <= set(loaded.signatures)
+    signature = loaded.signatures["serving_default"]
+    _, kwargs = signature.structured_input_signature
+    assert kwargs["image_bytes"].dtype == tf.string and kwargs["image_bytes"].shape.as_list() == [None]
+    rng = np.random.default_rng(0)
+    jpeg = _encode(rng.integers(0, 256, (100, 80, 3), dtype=np.uint8), "JPEG")
+    png = _encode(rng.integers(0, 256, (37, 151, 3), dtype=np.uint8), "PNG")
+    out = signature(image_bytes=tf.constant([jpeg, png]))
+    assert out["mask"].dtype == tf.uint8 and out["mask"].shape == (2, SIZE, SIZE)
+    assert out["probabilities"].dtype == tf.float32 and out["probabilities"].shape == (2, SIZE, SIZE, 3)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(out["mask"].numpy(), out["probabilities"].numpy().argmax(-1))
+    assert set(np.unique(out["mask"].numpy())) <= {0, 1, 2}
+
+
+def test_saved_model_uint8_signature_and_tfsmlayer(trained: str) -> None:
+    import keras
+
+    path = os.path.join(trained, "saved_model")
+    images = np.random.default_rng(1).integers(0, 256, (3, 90, 70, 3), dtype=np.uint8)
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["serving_images"](images=tf.constant(images))
+    assert out["mask"].dtype == tf.uint8 and out["mask"].shape == (3, SIZE, SIZE)
+    assert out["probabilities"].shape == (3, SIZE, SIZE, 3)
+
+    by_images = keras.layers.TFSMLayer(path, call_endpoint="serving_images")(tf.constant(images))
+    np.testing.assert_array_equal(by_images["mask"].numpy(), out["mask"].numpy())
+    png = _encode(images[0], "PNG")
+    by_bytes = keras.layers.TFSMLayer(path, call_endpoint="serving_default")(tf.constant([png]))
+    assert by_bytes["mask"].shape == (1, SIZE, SIZE)
+    # Lossless PNG bytes and the raw array go through the same resize: same prediction.
+    np.testing.assert_allclose(by_bytes["probabilities"].numpy()[0], out["probabilities"].numpy()[0], atol=1e-5)
+
+
+def test_load_serving_model_helper(trained: str, tmp_path: Path) -> None:
+    model = export.load_serving_model(trained)
+    assert model.image_size == SIZE and model.class_names == MASK_CLASSES and model.palette.shape == (3, 3)
+    image = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    mask, probabilities = model(_encode(image, "PNG"))
+    assert mask.shape == (1, SIZE, SIZE) and mask.dtype == np.uint8 and probabilities.dtype == np.float32
+    same_mask, _ = model.predict_images(image)
+    np.testing.assert_array_equal(mask, same_mask)
+    with pytest.raises(export.ModelDirError, match="model_config.json does not exist"):
+        export.load_serving_model(str(tmp_path))
+
+
+def test_metrics_json_matches_numpy_iou_of_exported_model(trained: str, data_dir: str) -> None:
+    """Independent check: numpy confusion matrix of the SavedModel's masks on the val records."""
+    model = export.load_serving_model(trained)
+    records = _records(data_dir, "val")
+    predicted, _ = model([r.image for r in records])
+    truth = np.stack([np.asarray(Image.open(io.BytesIO(r.mask)).resize((SIZE, SIZE), Image.NEAREST)) for r in records])
+    confusion = np.bincount(truth.ravel().astype(np.int64) * 3 + predicted.ravel(), minlength=9).reshape(3, 3)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = tp / np.maximum(union, 1)
+    present = union > 0
+
+    val = json.loads((Path(trained) / "metrics.json").read_text())["val"]
+    assert val["num_examples"] == len(records)
+    assert val["num_pixels"] == confusion.sum()
+    # Batch sizes differ between evaluation and this call, so allow a handful of argmax ties to flip.
+    tolerance = 20 / confusion.sum() + 1e-6
+    assert abs(val["pixel_accuracy"] - tp.sum() / confusion.sum()) <= tolerance
+    assert abs(val["mean_iou"] - iou[present].mean()) <= 0.01
+    for c, name in enumerate(MASK_CLASSES):
+        if present[c]:
+            assert val["per_class_iou"][name] == pytest.approx(iou[c], abs=0.01), name
+    assert np.abs(np.array(val["confusion_matrix"]) - confusion).sum() <= 40
+
+
+# --- Resume --------------------------------------------------------------------------------------
+
+
+class _Preempted(Exception):
+    """Stands in for a preemption: raised right after epoch 1 has been checkpointed."""
+
+
+def test_resume_continues_the_same_run(trained: str, data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    import keras
+
+    out = str(tmp_path / "model")
+    argv = ["--data_dir", data_dir, "--output_dir", out, "--epochs", "2", *COMMON]
+    real_callbacks = train._callbacks
+
+    class Preempt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise _Preempted(f"preempted after epoch {epoch + 1}")
+
+    monkeypatch.setattr(train, "_callbacks", lambda **kwargs: [*real_callbacks(**kwargs), Preempt()])
+    with pytest.raises(_Preempted):
+        train.run(argv)
+    monkeypatch.undo()
+    assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-1")
+    assert [h["epoch"] for h in json.loads((Path(out) / "history.json").read_text())] == [1]
+
+    # A second run into the same directory must choose between --resume and --overwrite.
+    assert train.run(argv) == train.EXIT_BAD_INPUT
+    assert any("pass --resume" in m for m in _errors(caplog))
+    assert train.run([*argv, "--base_filters", "8", "--resume"]) == train.EXIT_BAD_INPUT
+    assert any("--base_filters was 4, now 8" in m for m in _errors(caplog))
+
+    assert train.run([*argv, "--resume"]) == 0
+    resumed = json.loads((Path(out) / "history.json").read_text())
+    reference = json.loads((Path(trained) / "history.json").read_text())
+    assert [h["epoch"] for h in resumed] == [1, 2]
+    assert [h["iterations"] for h in resumed] == [STEPS, 2 * STEPS]  # Optimizer state continued, not restarted.
+    config = json.loads((Path(out) / "model_config.json").read_text())
+    assert config["training"]["optimizer_iterations"] == 2 * STEPS and config["training"]["epochs_completed"] == 2
+    # Same data order, augmentation, schedule and optimizer state: the loss curve of the uninterrupted run.
+    for key in ("loss", "val_loss", "learning_rate"):
+        assert [h[key] for h in resumed] == pytest.approx([h[key] for h in reference], rel=2e-3), key
+    # Resuming a finished run trains nothing and re-exports.
+    assert train.run([*argv, "--resume"]) == 0
+    assert len(json.loads((Path(out) / "history.json").read_text())) == 2
+
+
+# --- Bad input -----------------------------------------------------------------------------------
+
+
+def test_empty_data_dir(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = parse_args(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(input_pipeline.NoShardsError, match=f"no train shards matching '{empty}/train-"):
+        train.train(config)
+    assert train.run(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")]) == train.EXIT_BAD_INPUT
+    errors = _errors(caplog)
+    assert len(errors) == 1 and str(empty) in errors[0]
+
+
+def test_corrupt_shard_is_named(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = _copy_data(data_dir, tmp_path / "data")
+    shard = Path(input_pipeline.list_shards(str(data), "train")[0])
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 2 // 3])  # Truncated mid-record.
+    with pytest.raises(input_pipeline.CorruptShardError, match=f"shard {shard} is corrupt"):
+        train.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), *COMMON]))
+    assert train.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == train.EXIT_BAD_INPUT
+    errors = _errors(caplog)
+    assert len(errors) == 1 and str(shard) in errors[0]
+
+
+def test_record_missing_a_feature_is_named(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = _copy_data(data_dir, tmp_path / "data")
+    shard = input_pipeline.list_shards(str(data), "val")[0]
+    records = _records(str(data), "val")
+    with tf.io.TFRecordWriter(shard) as writer:
+        for index, record in enumerate(records):
+            proto = tf.train.Example.FromString(codec.encode_example(record))
+            if index == 1:
+                del proto.features.feature["mask"]
+            writer.write(proto.SerializeToString())
+    with pytest.raises(codec.RecordFormatError, match=rf"shard {shard}: record 1: record has no feature 'mask'"):
+        train.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]))
+    assert train.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == train.EXIT_BAD_INPUT
+    errors = _errors(caplog)
+    assert len(errors) == 1 and shard in errors[0] and "'mask'" in errors[0]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+    data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Epoch 1 trains normally; from the first batch of epoch 2 on, every image is NaN."""
+    real = input_pipeline.train_dataset
+
+    def poisoned(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        first = kwargs["first_epoch"] * kwargs["steps_per_epoch"]
+        nan_from = 1 * kwargs["steps_per_epoch"]  # The first step of epoch 2.
+        return real(*args, **kwargs).enumerate(first).map(
+            lambda i, batch: (tf.where(i >= nan_from, batch[0] * np.nan, batch[0]), batch[1])
+        )
+
+    monkeypatch.setattr(input_pipeline, "train_dataset", poisoned)
+    out = tmp_path / "model"
+    argv = ["--data_dir", data_dir, "--output_dir", str(out), "--epochs", "3", *COMMON]
+    assert train.run(argv) == train.EXIT_DIVERGED
+    errors = _errors(caplog)
+    assert any("training diverged: loss became nan at epoch 2, step 1" in m and "ckpt-1 (epoch 1)" in m
+               for m in errors), errors  # fmt: skip
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-1")
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+    assert not (out / "model_config.json").exists()  # Nothing is exported from a diverged run.
+    # The checkpoint on disk holds finite weights.
+    reader = tf.train.load_checkpoint(str(out / "checkpoints"))
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            assert np.isfinite(value).all(), name
+
+
+def test_absurd_learning_rate_diverges_without_a_checkpoint(
+    data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "model"
+    argv = ["--data_dir", data_dir, "--output_dir", str(out), *COMMON, "--epochs", "1", "--learning_rate", "1e30",
+            "--lr_schedule", "constant", "--num_predictions", "0"]  # fmt: skip
+    assert train.run(argv) == train.EXIT_DIVERGED
+    errors = _errors(caplog)
+    assert any("training diverged" in m and "no checkpoint was written" in m for m in errors), errors
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")) is None
+
+
+# --- Models and distribution -----------------------------------------------------------------------
+
+
+def test_mobilenetv2_unet_builds_without_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    model = models.build_model("mobilenetv2_unet", image_size=64, num_classes=3, mean=[0] * 3, std=[1] * 3)
+    assert model.output_shape == (None, 64, 64, 3)
+    seen = {}
+    real = keras.applications.MobileNetV2
+
+    def fake(**kwargs):  # noqa: ANN003, ANN202
+        seen.update(kwargs)
+        return real(**{**kwargs, "weights": None})
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", fake)
+    models.build_model("mobilenetv2_unet", image_size=32, num_classes=3, mean=[0] * 3, std=[1] * 3,
+                       encoder_weights="imagenet")  # fmt: skip
+    assert seen["weights"] == "imagenet"
+    with pytest.raises(models.ModelConfigError, match="not a multiple of 32"):
+        models.build_model("mobilenetv2_unet", image_size=48, num_classes=3, mean=[0] * 3, std=[1] * 3)
+
+
+def test_strategy_and_mixed_precision_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not isinstance(train._make_strategy(), tf.distribute.MirroredStrategy)  # CPU-only machine.
+    assert train._mixed_precision_on("auto") is bool(tf.config.list_logical_devices("GPU"))
+    assert train._mixed_precision_on("on") and not train._mixed_precision_on("off")
+    gpus = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(2)]
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda: "mirrored")
+    assert train._make_strategy() == "mirrored"
+    assert train._mixed_precision_on("auto")
