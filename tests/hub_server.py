@@ -591,6 +591,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "HubServerTestDouble/1.0"
     timeout = 60
+    # Headers and body go out in separate sends; with Nagle on, the client's delayed ACK adds ~40 ms
+    # to every request, which would swamp the injected latency of the benchmarks.
+    disable_nagle_algorithm = True
 
     @property
     def hub(self) -> HubServer:

@@ -1,0 +1,310 @@
+"""Tests of ``beam_seg.hub``: retries, one-line errors, commit splitting and exact, safely retried commits.
+
+Calls go over HTTP to the ``HubServer`` test double with the real ``huggingface_hub`` client; faults are injected
+on the server; our own backoff sleeps are recorded instead of slept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx2
+import pytest
+from hub_server import (  # noqa: F401 - fixtures
+    DEFAULT_USER,
+    git_blob_sha1,
+    hub_api,
+    hub_client_env,
+    hub_server,
+    hub_token,
+    lfs_pointer,
+)
+
+from beam_seg import hub
+
+REPO = f"{DEFAULT_USER}/helpers"
+MIB = 1024 * 1024
+
+
+class _Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def _files(**contents: bytes) -> list[hub.LocalFile]:
+    return [hub.local_file(path.replace("__", "/"), data) for path, data in contents.items()]
+
+
+def _bytes_of(f: hub.LocalFile) -> bytes:
+    assert f.data is not None
+    return f.data
+
+
+def _http_error(status: int, headers: dict[str, str] | None = None) -> Exception:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    request = httpx2.Request("POST", "http://hub.invalid/api/x")
+    return HfHubHTTPError(f"{status} error", response=httpx2.Response(status, headers=headers or {}, request=request))
+
+
+# ------------------------------------------------------------------------------------------------ retries
+
+
+@pytest.mark.parametrize(
+    ("exc", "attempt", "expected"),
+    [
+        (_http_error(429, {"Retry-After": "7"}), 1, 7.0),
+        (_http_error(503, {"Retry-After": "120"}), 1, 60.0),  # Capped at max_retry_after_s.
+        (_http_error(500), 1, 1.0),
+        (_http_error(502), 3, 4.0),
+        (_http_error(504), 6, 8.0),
+        (httpx2.ConnectError("refused"), 2, 2.0),
+        (httpx2.RemoteProtocolError("dropped"), 1, 1.0),
+        (_http_error(401), 1, None),
+        (_http_error(403), 1, None),
+        (_http_error(404), 1, None),
+        (_http_error(412), 1, None),
+        (ValueError("not an HTTP error"), 1, None),
+        (_http_error(500), 10, None),  # Out of attempts.
+    ],
+)
+def test_retry_delay_classifies_errors(exc, attempt, expected):
+    assert hub.retry_delay(exc, attempt, hub.RetryPolicy(max_attempts=10)) == expected
+
+
+def test_create_repo_is_retried_honouring_retry_after(hub_api, hub_client_env):
+    server = hub_client_env
+    server.inject(method="POST", path_regex=r"^/api/repos/create$", status=503, retry_after=2, times=2)
+    sleeps = _Sleeps()
+    url = hub.call_with_retry(lambda: hub_api.create_repo(REPO, exist_ok=True), what="create_repo", sleep=sleeps)
+    assert url.endswith(REPO) and sleeps == [2.0, 2.0]
+    assert server.count_requests("POST", "/api/repos/create") == 3
+
+
+def test_final_errors_are_not_retried(hub_api, hub_client_env):
+    server = hub_client_env
+    server.inject(method="POST", path_regex=r"^/api/repos/create$", status=403, times=5)
+    sleeps = _Sleeps()
+    with pytest.raises(Exception) as info:
+        hub.call_with_retry(lambda: hub_api.create_repo(REPO), what="create_repo", sleep=sleeps)
+    assert hub.retry_delay(info.value, 1, hub.DEFAULT_RETRY) is None and sleeps == []
+
+
+def test_retries_are_bounded(hub_api, hub_client_env):
+    hub_client_env.inject(method="GET", path_regex=r"/refs$", status=500, times=50)
+    hub_api.create_repo(REPO)
+    sleeps = _Sleeps()
+    with pytest.raises(Exception):
+        hub.call_with_retry(lambda: hub_api.list_repo_refs(REPO), what="refs", sleep=sleeps,
+                            policy=hub.RetryPolicy(max_attempts=4))  # fmt: skip
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+# ------------------------------------------------------------------------------------------------ error messages
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "words"),
+    [
+        (401, hub.AuthenticationError, ["HTTP 401", "HF_TOKEN"]),
+        (403, hub.PermissionDeniedError, ["HTTP 403", "namespace 'hub-tester'"]),
+        (404, hub.NotFoundError, ["HTTP 404"]),
+        (503, hub.HubUnavailableError, ["HTTP 503", "after retrying"]),
+        (409, hub.HubError, ["HTTP 409"]),
+    ],
+)
+def test_errors_become_one_line_naming_the_repo(status, kind, words):
+    error = hub.translate_error(_http_error(status), action="creating", repo_id=REPO)
+    assert type(error) is kind and error.status == status
+    text = str(error)
+    assert "\n" not in text and REPO in text and all(w in text for w in words)
+
+
+def test_network_errors_name_the_endpoint():
+    error = hub.translate_error(httpx2.ConnectError("refused"), action="creating", repo_id=REPO, endpoint="http://x:1")
+    assert isinstance(error, hub.HubUnavailableError) and "http://x:1" in str(error) and REPO in str(error)
+
+
+def test_the_token_is_scrubbed_from_messages(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123456")
+    assert "hf_secret_value_123456" not in str(hub.HubError("boom hf_secret_value_123456 here", repo_id=REPO))
+
+
+def test_one_line_finds_the_hub_error_behind_beams_wrapping():
+    inner = hub.AuthenticationError(f"the Hub rejected the token (HTTP 401) while creating model repo {REPO}")
+    try:
+        try:
+            raise inner
+        except hub.HubError as e:
+            raise RuntimeError(f"{e} [while running 'PublishModel/EnsureRepos']") from e
+    except RuntimeError as outer:
+        assert hub.one_line(outer) == str(inner)
+    assert hub.one_line(ValueError("first\nsecond [while running 'X']")) == "first"
+
+
+def test_missing_token_is_explained(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "none"))
+    with pytest.raises(hub.MissingTokenError, match="export HF_TOKEN"):
+        hub.require_token(REPO)
+
+
+def test_endpoint_is_read_at_call_time(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
+    assert hub.resolve_endpoint() == "http://127.0.0.1:9"
+    assert hub.make_api().endpoint == "http://127.0.0.1:9"
+    monkeypatch.delenv("HF_ENDPOINT")
+    assert hub.resolve_endpoint() == hub.DEFAULT_ENDPOINT
+
+
+# ------------------------------------------------------------------------------------------------ splitting
+
+
+def _ops(n: int, size: int = 10) -> list[hub.FileOperation]:
+    return [hub.FileOperation(f"f{i:03d}", hub.local_file(f"f{i:03d}", b"x" * size)) for i in range(n)]
+
+
+def test_commits_are_split_by_file_count():
+    batches = hub.split_operations(_ops(250))
+    assert [len(b) for b in batches] == [100, 100, 50]
+    assert [op.path for b in batches for op in b] == [op.path for op in _ops(250)]
+    assert len(hub.split_operations(_ops(100))) == 1 and hub.split_operations([]) == []
+
+
+def test_commits_are_split_by_inline_payload():
+    ops = _ops(5, size=3000)  # 4000 bytes each once base64-encoded.
+    assert [len(b) for b in hub.split_operations(ops, max_inline_bytes=8000)] == [2, 2, 1]
+    big = [hub.FileOperation("big.bin", hub.LocalFile("big.bin", 20 * MIB, "0" * 64, None, "/x"))]
+    assert hub.split_operations(big * 3, max_inline_bytes=1) == [big * 3]  # LFS content is not inline.
+    deletes = [hub.FileOperation(f"d{i}", None) for i in range(3)]
+    assert hub.split_operations(deletes, max_inline_bytes=0) == [deletes]
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def test_blob_ids_match_the_hubs(tmp_path):
+    small, big = b"small text\n", bytes(range(256)) * (11 * 4096)  # big >= 10 MiB: always LFS.
+    path = tmp_path / "big.bin"
+    path.write_bytes(big)
+    f_small, f_big = hub.local_file("a.txt", small), hub.local_file("big.bin", str(path))
+    assert f_small.git_sha1 == git_blob_sha1(small) and f_small.sha256 == hashlib.sha256(small).hexdigest()
+    assert f_small.blob_ids == {git_blob_sha1(small), git_blob_sha1(lfs_pointer(f_small.sha256, len(small)))}
+    assert f_big.git_sha1 is None and f_big.source == str(path) and f_big.data is None
+    assert f_big.blob_ids == {git_blob_sha1(lfs_pointer(hashlib.sha256(big).hexdigest(), len(big)))}
+
+
+# ------------------------------------------------------------------------------------------------ commits
+
+
+def test_commit_tree_is_exact_and_idempotent(hub_api, hub_client_env):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    first = _files(**{"a.txt": b"a\n", "b.txt": b"b\n", "dir__c.bin": b"\x00" * 100})
+    result = hub.commit_tree(hub_api, repo_id=REPO, files=first, content=_bytes_of, message="one")
+    assert result.commits_created == 1 and set(result.changed) == {"a.txt", "b.txt", "dir/c.bin"}
+    again = hub.commit_tree(hub_api, repo_id=REPO, files=first, content=_bytes_of, message="two")
+    assert again.commits_created == 0 and again.sha == result.sha and not again.changed
+    second = _files(**{"a.txt": b"a\n", "b.txt": b"B\n"})
+    third = hub.commit_tree(hub_api, repo_id=REPO, files=second, content=_bytes_of, message="three")
+    assert third.changed == ("b.txt",) and third.unchanged == ("a.txt",) and third.deleted == ("dir/c.bin",)
+    assert set(server.list_files(REPO)) == {".gitattributes", "a.txt", "b.txt"}
+    assert server.commits_created == 2
+
+
+def test_a_commit_that_landed_is_not_sent_twice(hub_api, hub_client_env):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.inject(method="POST", path_regex=r"/commit/main$", truncate_response_at=0)
+    sleeps = _Sleeps()
+    result = hub.commit_tree(hub_api, repo_id=REPO, files=_files(**{"a.txt": b"a"}), content=_bytes_of, message="m",
+                             sleep=sleeps)  # fmt: skip
+    assert server.commits_created == 1 and result.sha == server.revision_sha(REPO) and sleeps == []
+
+
+def test_a_failed_commit_is_retried_with_its_parent(hub_api, hub_client_env):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.inject(method="POST", path_regex=r"/commit/main$", status=502, retry_after=1, times=2)
+    sleeps = _Sleeps()
+    files = _files(**{"a.txt": b"a"})
+    hub.commit_tree(hub_api, repo_id=REPO, files=files, content=_bytes_of, message="m", sleep=sleeps)
+    assert server.commits_created == 1 and sleeps == [1.0, 1.0]
+
+
+def test_a_concurrent_writer_is_detected(hub_api, hub_client_env):
+    from huggingface_hub import CommitOperationAdd
+
+    hub_api.create_repo(REPO)
+
+    def content_while_someone_else_commits(f: hub.LocalFile) -> bytes:
+        hub_api.create_commit(REPO, [CommitOperationAdd("other.txt", b"theirs")], commit_message="someone else")
+        return _bytes_of(f)
+
+    with pytest.raises(hub.ConcurrentUpdateError, match="moved from"):
+        hub.commit_tree(hub_api, repo_id=REPO, files=_files(**{"a.txt": b"a"}), message="m",
+                        content=content_while_someone_else_commits)  # fmt: skip
+
+
+def test_final_commit_errors_are_translated(hub_api, hub_client_env):
+    hub_api.create_repo(REPO)
+    hub_client_env.inject(method="POST", path_regex=r"/commit/main$", status=403)
+    with pytest.raises(hub.PermissionDeniedError, match=f"committing to model repo {REPO}"):
+        hub.commit_tree(hub_api, repo_id=REPO, files=_files(**{"a.txt": b"a"}), content=_bytes_of, message="m")
+
+
+# ------------------------------------------------------------------------------------------------ versions
+
+
+def test_versions_are_immutable(hub_api, hub_client_env):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    files = _files(**{"a.txt": b"a"})
+    v1 = hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
+    assert not v1.reused and server.revision_sha(REPO, "refs/tags/v1") == server.revision_sha(REPO, "v1") == v1.sha
+    assert hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of).reused
+    with pytest.raises(hub.VersionConflictError, match="'v1'.*already exists.*a.txt"):
+        hub.publish_version(hub_api, repo_id=REPO, version="v1", files=_files(**{"a.txt": b"A"}), content=_bytes_of)
+    v2 = hub.publish_version(hub_api, repo_id=REPO, version="v2", files=files, content=_bytes_of)
+    assert v2.reused and v2.sha == v1.sha  # Same files: the version points at the existing commit.
+    assert server.commits_created == 1
+
+
+def test_a_half_made_version_is_completed(hub_api, hub_client_env):
+    hub_api.create_repo(REPO)
+    files = _files(**{"a.txt": b"a"})
+    sha = hub.commit_tree(hub_api, repo_id=REPO, files=files, content=_bytes_of, message="m").sha
+    hub_api.create_branch(REPO, branch="v1", revision=sha)  # Killed before the tag.
+    result = hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
+    assert result.reused and hub_client_env.revision_sha(REPO, "refs/tags/v1") == sha
+
+
+@pytest.mark.parametrize("bad", ["main", "HEAD", "a" * 40, "has space", "-dash", "", "x" * 101])
+def test_bad_version_names_are_refused(bad):
+    with pytest.raises(ValueError, match="cannot name a tag and a branch"):
+        hub.validate_version(bad)
+
+
+def test_a_file_expected_in_lfs_but_stored_inline_still_compares_equal(hub_api, hub_client_env):
+    hub_api.create_repo(REPO)
+    files = [hub.local_file("notes.txt", b"plain text\n", lfs_expected=True)]  # The Hub stores text inline.
+    assert files[0].git_sha1 is None
+    first = hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
+    assert not hub_client_env.list_files(REPO, "v1")["notes.txt"].lfs
+    again = hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
+    assert again.reused and again.sha == first.sha
+    assert hub.commit_tree(hub_api, repo_id=REPO, files=files, content=_bytes_of, message="m").commits_created == 0
+
+
+def test_a_rejected_token_appears_in_no_error_text(hub_client_env, monkeypatch):
+    import traceback
+
+    token = "hf_wrong_token_abcdef123456"
+    monkeypatch.setenv("HF_TOKEN", token)
+    api = hub.make_api(endpoint=hub_client_env.url)
+    with pytest.raises(hub.AuthenticationError) as info:
+        hub.ensure_repo(api, repo_id=REPO)
+    text = "".join(traceback.format_exception(info.value))  # The whole chain, as a traceback would show it.
+    assert REPO in str(info.value) and "HTTP 401" in text and token not in text

@@ -1,0 +1,102 @@
+"""Tests of ``beam_seg.load``: a model directory or a published repo as a callable segmenter.
+
+The SavedModels here are built in the test (tiny ``tf.Module`` s): one whose string input is not called
+``image_bytes`` (the loader must find it from the signature), and broken ones.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hub_server import DEFAULT_USER, hub_api, hub_client_env, hub_server, hub_token  # noqa: F401 - fixtures
+
+from beam_seg import hub
+from beam_seg.load import ModelLoadError, load_model, load_model_dir
+
+SIZE = 4
+
+
+def _png(size: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size + 3), (9, 99, 199)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _save(root: Path, input_spec, body) -> Path:  # noqa: ANN001 - tf objects
+    import tensorflow as tf
+
+    class M(tf.Module):
+        @tf.function(input_signature=[input_spec])
+        def serve(self, x):  # noqa: ANN001, ANN202
+            return body(x)
+
+    module = M()
+    tf.saved_model.save(module, str(root / "saved_model"), signatures={"serving_default": module.serve})
+    return root
+
+
+@pytest.fixture(scope="module")
+def renamed_input_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import tensorflow as tf
+
+    def body(encoded):  # noqa: ANN001, ANN202
+        n = tf.shape(encoded)[0]
+        sizes = tf.map_fn(lambda d: tf.shape(tf.io.decode_image(d, channels=3, expand_animations=False))[0],
+                          encoded, fn_output_signature=tf.int32)  # fmt: skip
+        return {"mask": tf.ones([n, SIZE, SIZE], tf.uint8) * tf.cast(sizes[:, None, None] % 2, tf.uint8),
+                "probabilities": tf.fill([n, SIZE, SIZE, 3], 0.5)}  # fmt: skip
+
+    root = _save(tmp_path_factory.mktemp("renamed"), tf.TensorSpec([None], tf.string, name="encoded_jpegs"), body)
+    (root / "model_config.json").write_text(json.dumps({"image_size": SIZE, "classes": ["a", "b", "c"]}))
+    return root
+
+
+def test_load_model_dir_finds_the_string_input(renamed_input_model):
+    model = load_model_dir(str(renamed_input_model))
+    assert model.input_key == "encoded_jpegs" and model.output_keys == ("mask", "probabilities")
+    assert model.config["image_size"] == SIZE
+    one = model(_png(6))  # 9 rows: odd
+    assert one["mask"].shape == (1, SIZE, SIZE) and one["mask"].dtype == np.uint8 and one["mask"].max() == 1
+    batch = model([_png(6), _png(7)])  # 9 and 10 rows
+    assert batch["mask"][:, 0, 0].tolist() == [1, 0] and batch["probabilities"].shape == (2, SIZE, SIZE, 3)
+    with pytest.raises(ValueError, match="no images"):
+        model([])
+
+
+def test_a_directory_without_a_saved_model_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="saved_model.pb"):
+        load_model_dir(str(tmp_path))
+
+
+def test_a_signature_without_a_string_input_is_refused(tmp_path):
+    import tensorflow as tf
+
+    _save(tmp_path, tf.TensorSpec([None, 3], tf.float32, name="pixels"), lambda x: {"y": x * 2})
+    with pytest.raises(ModelLoadError, match="exactly one string input.*pixels"):
+        load_model_dir(str(tmp_path))
+
+
+def test_load_model_downloads_only_what_it_needs(hub_api, hub_client_env, renamed_input_model, tmp_path):
+    server = hub_client_env
+    repo = f"{DEFAULT_USER}/renamed"
+    hub_api.create_repo(repo)
+    (renamed_input_model / "predictions.png").write_bytes(_png(5))
+    hub_api.upload_folder(repo_id=repo, folder_path=str(renamed_input_model))
+    model = load_model(repo, endpoint=server.url, cache_dir=str(tmp_path / "cache"))
+    assert model.input_key == "encoded_jpegs" and model(_png(8))["mask"].shape == (1, SIZE, SIZE)
+    downloaded = {p.relative_to(model.path).as_posix() for p in Path(model.path).rglob("*") if p.is_file()}
+    assert "predictions.png" not in downloaded and "model_config.json" in downloaded
+    assert any(p.startswith("saved_model/variables/") for p in downloaded) or "saved_model/saved_model.pb" in downloaded
+
+
+def test_load_model_errors_are_one_line(hub_client_env, tmp_path):
+    with pytest.raises(hub.NotFoundError) as info:
+        load_model(f"{DEFAULT_USER}/missing", endpoint=hub_client_env.url, cache_dir=str(tmp_path))
+    assert "HTTP 404" in str(info.value) and f"{DEFAULT_USER}/missing" in str(info.value)
+    assert "\n" not in str(info.value)
