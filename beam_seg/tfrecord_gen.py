@@ -40,7 +40,7 @@ SCHEMA_NAME = "schema.pbtxt"
 _DEAD_LETTER, _IGNORED, _STATS = "dead_letter", "ignored", "stats"
 # Local default runner settings; the running mode is the fastest one measured by bench/tfrecord_gen.py.
 LOCAL_RUNNER = "FnApiRunner"
-LOCAL_RUNNING_MODE = "multi_processing"
+LOCAL_RUNNING_MODE = "multi_threading"
 
 
 class OutputExistsError(FileExistsError):
