@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -27,22 +26,14 @@ import pytest
 import yaml
 from PIL import Image
 
-try:  # works whether or not tests/ is a package
-    from tests.hub_server import (  # noqa: E402
-        DEFAULT_TOKEN,
-        DEFAULT_USER,
-        HubServer,
-        hub_client_env,  # noqa: F401 - pytest fixture
-        hub_server,  # noqa: F401 - pytest fixture
-    )
-except ImportError:  # pragma: no cover - depends on how pytest sets sys.path
-    from hub_server import (  # type: ignore[no-redef]  # noqa: E402
-        DEFAULT_TOKEN,
-        DEFAULT_USER,
-        HubServer,
-        hub_client_env,  # noqa: F401 - pytest fixture
-        hub_server,  # noqa: F401 - pytest fixture
-    )
+from conftest import free_port
+from hub_server import (  # noqa: E402
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    HubServer,
+    hub_client_env,  # noqa: F401 - pytest fixture
+    hub_server,  # noqa: F401 - pytest fixture
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "apps" / "gradio" / "semantic_segmentation"
@@ -105,12 +96,6 @@ def _encode(pixels: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:  # n
     buffer = io.BytesIO()
     (pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)).save(buffer, format=fmt, **kwargs)
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FakeModel:

@@ -24,10 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-try:
-    from test_app import CLASSES, MODEL_REPO, TEMPLATE, free_port, train_tiny_model
-except ImportError:  # pragma: no cover - depends on how pytest sets sys.path
-    from tests.test_app import CLASSES, MODEL_REPO, TEMPLATE, free_port, train_tiny_model
+from test_app import CLASSES, MODEL_REPO, TEMPLATE, free_port, train_tiny_model
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

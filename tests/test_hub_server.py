@@ -48,28 +48,16 @@ from huggingface_hub.errors import (  # noqa: E402
     RevisionNotFoundError,
 )
 
-try:  # works whether or not tests/ is a package
-    from tests.hub_server import (  # noqa: E402
-        DEFAULT_TOKEN,
-        DEFAULT_USER,
-        HubServer,
-        configure_hf_client,
-        hub_api,  # noqa: F401 - pytest fixture
-        hub_client_env,  # noqa: F401 - pytest fixture
-        hub_server,  # noqa: F401 - pytest fixture
-        hub_token,  # noqa: F401 - pytest fixture
-    )
-except ImportError:  # pragma: no cover - depends on how pytest sets sys.path
-    from hub_server import (  # type: ignore[no-redef]  # noqa: E402
-        DEFAULT_TOKEN,
-        DEFAULT_USER,
-        HubServer,
-        configure_hf_client,
-        hub_api,  # noqa: F401 - pytest fixture
-        hub_client_env,  # noqa: F401 - pytest fixture
-        hub_server,  # noqa: F401 - pytest fixture
-        hub_token,  # noqa: F401 - pytest fixture
-    )
+from hub_server import (  # noqa: E402
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    HubServer,
+    configure_hf_client,
+    hub_api,  # noqa: F401 - pytest fixture
+    hub_client_env,  # noqa: F401 - pytest fixture
+    hub_server,  # noqa: F401 - pytest fixture
+    hub_token,  # noqa: F401 - pytest fixture
+)
 
 MIB = 1024 * 1024
 REPO = f"{DEFAULT_USER}/demo-model"
