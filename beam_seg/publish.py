@@ -48,7 +48,8 @@ from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_seg import hub, manifest, model_card, space
-from beam_seg.tfrecord_gen import TFRecordGenOptions, configure_logging, make_pipeline_options
+from beam_seg.options import OutputOptions
+from beam_seg.tfrecord_gen import configure_logging, make_pipeline_options
 
 __all__ = ["PublishModel", "PublishOptions", "PublishPlan", "build_pipeline", "plan_chunks", "run"]
 
@@ -69,12 +70,7 @@ _SAMPLE_BYTES = 512
 
 
 class PublishOptions(PipelineOptions):
-    """Options of the publish job (all Beam pipeline options pass through as well).
-
-    ``--output_dir`` is not defined here: Beam parses every ``PipelineOptions`` subclass into one namespace and
-    ``TFRecordGenOptions`` already defines it, so a second definition would break both jobs. It is read with
-    ``view_as(TFRecordGenOptions)`` (see :func:`output_dir_option`) and documented by ``--help``.
-    """
+    """Options of the publish job; ``--output_dir`` is the shared :class:`~beam_seg.options.OutputOptions` flag."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
@@ -696,8 +692,8 @@ def _is_local_runner(runner: str) -> bool:
 
 
 def output_dir_option(options: PipelineOptions) -> str | None:
-    """``--output_dir``, a flag shared with (and parsed by) ``TFRecordGenOptions``."""
-    return options.view_as(TFRecordGenOptions).output_dir
+    """``--output_dir``, the shared :class:`~beam_seg.options.OutputOptions` flag."""
+    return options.view_as(OutputOptions).output_dir
 
 
 def _validate(opts: PublishOptions, runner: str, output_dir: str | None) -> None:

@@ -27,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
 
 from beam_seg import codec, imaging, pets, sharding, sources
+from beam_seg.options import OutputOptions
 from beam_seg.stats import SplitStats, SplitStatsFn, example_stats
 
 __all__ = ["BuildTFRecords", "TFRecordGenOptions", "run"]
@@ -43,12 +44,15 @@ LOCAL_RUNNER = "FnApiRunner"
 LOCAL_RUNNING_MODE = "multi_threading"
 
 
+_OUTPUT_DIR_HELP = "Directory (local or gs://) for shards and statistics. Required."
+
+
 class OutputExistsError(FileExistsError):
     """``--output_dir`` already holds a TFRecord set and ``--overwrite`` was not given."""
 
 
 class TFRecordGenOptions(PipelineOptions):
-    """Options of the TFRecord generation job (all Beam pipeline options pass through as well)."""
+    """Options of the TFRecord generation job; ``--output_dir`` is the shared :class:`OutputOptions` flag."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
@@ -63,7 +67,6 @@ class TFRecordGenOptions(PipelineOptions):
             choices=("auto", "archives", "extracted"),
             help="Which layout to read; auto prefers the archives when both are present (default: %(default)s).",
         )
-        parser.add_argument("--output_dir", help="Directory (local or gs://) for shards and statistics. Required.")
         parser.add_argument(
             "--resize",
             type=int,
@@ -273,10 +276,11 @@ def _shard_counts(split_stats: dict[str, dict], target_bytes: int, fixed: int) -
 class BuildTFRecords(beam.PTransform):
     """The whole job as one transform: PBegin → a single ``stats`` dict once the output is final."""
 
-    def __init__(self, source: sources.PetsInput, options: TFRecordGenOptions, temp_dir: str) -> None:
+    def __init__(self, source: sources.PetsInput, options: TFRecordGenOptions, *, output_dir: str, temp_dir: str) -> None:
         super().__init__()
         self._source = source
         self._options = options
+        self._output_dir = output_dir
         self._temp_dir = temp_dir
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
@@ -318,7 +322,7 @@ class BuildTFRecords(beam.PTransform):
         )
         return shards | "Finalize" >> beam.ParDo(
             _FinalizeFn(
-                output_dir=opts.output_dir,
+                output_dir=self._output_dir,
                 temp_dir=self._temp_dir,
                 listed=len(listing) if self._source.listing is not None else None,
                 config={
@@ -359,11 +363,12 @@ Outputs in --output_dir:
 """,
     )
     TFRecordGenOptions._add_argparse_args(parser)
+    parser.add_argument("--output_dir", help=_OUTPUT_DIR_HELP)  # Parsed by OutputOptions (shared).
     return parser
 
 
-def _validate(opts: TFRecordGenOptions) -> None:
-    if not opts.input or not opts.output_dir:
+def _validate(opts: TFRecordGenOptions, output_dir: str | None) -> None:
+    if not opts.input or not output_dir:
         raise ValueError("--input and --output_dir are required (see --help)")
     if opts.resize is not None and not 8 <= opts.resize <= 4096:
         raise ValueError(f"--resize {opts.resize} is out of range; use a side between 8 and 4096 pixels")
@@ -404,8 +409,8 @@ def make_pipeline_options(
     return options
 
 
-def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, TFRecordGenOptions]:
-    """Validates arguments and input, and returns the constructed (not yet run) pipeline.
+def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, str]:
+    """Validates arguments and input, and returns the constructed (not yet run) pipeline and its output dir.
 
     Raises:
         ValueError: on bad arguments or input (including :class:`sources.InputError`).
@@ -413,19 +418,20 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, TFRecordGenOptio
     """
     options = make_pipeline_options(argv)
     opts = options.view_as(TFRecordGenOptions)
-    _validate(opts)
+    output_dir = options.view_as(OutputOptions).output_dir
+    _validate(opts, output_dir)
     FileSystems.set_options(options)  # Construction-time reads use the job's GCS settings (e.g. --no_auth).
     source = sources.find_input(opts.input, opts.input_layout)
-    existing = _existing_outputs(opts.output_dir)
+    existing = _existing_outputs(output_dir)
     if existing and not opts.overwrite:
         raise OutputExistsError(
-            f"--output_dir {opts.output_dir!r} already holds a TFRecord set ({existing[0]} …); "
+            f"--output_dir {output_dir!r} already holds a TFRecord set ({existing[0]} …); "
             "pass --overwrite to replace it or choose another directory"
         )
-    temp_dir = FileSystems.join(opts.output_dir.rstrip("/"), f".tmp-{uuid.uuid4().hex}")
+    temp_dir = FileSystems.join(output_dir.rstrip("/"), f".tmp-{uuid.uuid4().hex}")
     pipeline = beam.Pipeline(options=options)
-    _ = pipeline | "BuildTFRecords" >> BuildTFRecords(source, opts, temp_dir)
-    return pipeline, opts
+    _ = pipeline | "BuildTFRecords" >> BuildTFRecords(source, opts, output_dir=output_dir, temp_dir=temp_dir)
+    return pipeline, output_dir
 
 
 class _WorkerLogFilter(logging.Filter):
@@ -449,7 +455,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     configure_logging()
     try:
-        pipeline, opts = build_pipeline(argv)
+        pipeline, output_dir = build_pipeline(argv)
     except (ValueError, FileExistsError) as e:
         logger.error("%s", e)
         return 2
@@ -458,7 +464,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if pipeline.options.view_as(TestOptions).dry_run:
         logger.info("dry run: the %s job was built and not submitted", pipeline.options.view_as(StandardOptions).runner)
         return 0
-    print(summarize(opts.output_dir))  # CLI summary.
+    print(summarize(output_dir))  # CLI summary.
     return 0
 
 
