@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from beam_seg import hub
+from beam_seg.export import CONFIG_NAME, SAVED_MODEL_DIR
+from beam_seg.export import SERVING_DEFAULT as SIGNATURE
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = ["DOWNLOAD_PATTERNS", "ModelLoadError", "SegmentationModel", "load_model", "load_model_dir"]
 
-SAVED_MODEL_DIR = "saved_model"
-CONFIG_NAME = "model_config.json"
-SIGNATURE = "serving_default"
 # What load_model downloads: the SavedModel and its config, not the pictures or metrics.
 DOWNLOAD_PATTERNS: tuple[str, ...] = (f"{SAVED_MODEL_DIR}/*", CONFIG_NAME)
 

@@ -47,7 +47,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_seg import hub, manifest, model_card, space
+from beam_seg import export, hub, manifest, model_card, space
 from beam_seg.options import OutputOptions
 from beam_seg.tfrecord_gen import configure_logging, make_pipeline_options
 
@@ -752,10 +752,10 @@ def prepare(argv: Sequence[str]) -> tuple[PipelineOptions, PublishPlan]:
     blessing = None
     if not opts.rollback:
         assert model_dir is not None
-        saved_model = FileSystems.join(model_dir, "saved_model", "saved_model.pb")
+        saved_model = FileSystems.join(model_dir, export.SAVED_MODEL_DIR, "saved_model.pb")
         if not FileSystems.exists(saved_model):
             raise FileNotFoundError(f"{saved_model} does not exist; --model_dir must be a training output directory")
-        config = _read_json(model_dir, "model_config.json")
+        config = _read_json(model_dir, export.CONFIG_NAME)
         metrics = _read_json(model_dir, "metrics.json")
         blessing = model_card.evaluate_blessing(metrics, opts.min_miou)
         files = list_model_files(model_dir)
