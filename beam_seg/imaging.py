@@ -65,8 +65,8 @@ class PreparedPair:
         source_width: Width of the source image.
         conversion: ``"<source format>/<source mode>"`` when the source was not an RGB JPEG
             (``"JPEG/CMYK"``, ``"JPEG/L"``, ``"PNG/RGBA"``, ``"PNG/P"`` …), else ``""``.
-        pixels: The stored RGB pixels as uint8 ``[height, width, 3]`` (for statistics).
-        mask_pixels: The stored mask as uint8 ``[height, width]`` (for statistics).
+        rgb_image: The stored RGB image (for statistics; :attr:`pixels` as an array).
+        mask_image: The stored mask as a mode ``L`` image (for statistics; :attr:`mask_pixels`).
     """
 
     image: bytes
@@ -76,8 +76,18 @@ class PreparedPair:
     source_height: int
     source_width: int
     conversion: str
-    pixels: np.ndarray
-    mask_pixels: np.ndarray
+    rgb_image: Image.Image
+    mask_image: Image.Image
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The stored RGB pixels as uint8 ``[height, width, 3]``."""
+        return np.asarray(self.rgb_image)
+
+    @property
+    def mask_pixels(self) -> np.ndarray:
+        """The stored mask as uint8 ``[height, width]``, values 0=pet, 1=background, 2=border."""
+        return np.asarray(self.mask_image)
 
 
 def _open_image(data: bytes) -> Image.Image:
@@ -169,12 +179,13 @@ def prepare_pair(image_bytes: bytes, trimap_bytes: bytes, resize: int | None = N
         raise BadInputError("bad_trimap_values", f"trimap has values {unexpected} outside {{1, 2, 3}}")
 
     keep_original = source_format == "JPEG" and not conversion and resize is None
+    mask_image = Image.fromarray(mask)
     if resize is not None:
         rgb = rgb.resize((resize, resize), Image.Resampling.BILINEAR)
-        mask = np.asarray(Image.fromarray(mask).resize((resize, resize), Image.Resampling.NEAREST))
+        mask_image = mask_image.resize((resize, resize), Image.Resampling.NEAREST)
     encoded = image_bytes if keep_original else _encode_jpeg(rgb)
     mask_png = io.BytesIO()
-    Image.fromarray(mask).save(mask_png, format="PNG")
+    mask_image.save(mask_png, format="PNG")
     return PreparedPair(
         image=encoded,
         mask=mask_png.getvalue(),
@@ -183,8 +194,8 @@ def prepare_pair(image_bytes: bytes, trimap_bytes: bytes, resize: int | None = N
         source_height=img.height,
         source_width=img.width,
         conversion=conversion,
-        pixels=np.asarray(rgb),
-        mask_pixels=mask,
+        rgb_image=rgb,
+        mask_image=mask_image,
     )
 
 

@@ -1,8 +1,9 @@
 """Finding and reading PETS input: the extracted layout or the two official archives, local or ``gs://``.
 
 :func:`find_input` decides the layout and reads the (small) split lists at pipeline construction;
-:class:`ReadPetsFiles` reads the image and trimap files inside the pipeline, streaming tarballs
-member by member without extracting them to disk, and classifies every file it sees.
+:class:`ReadPetsFiles` pairs every listed name with its image and trimap files and classifies every
+file it sees: tarballs are streamed member by member inside the pipeline, without extracting them to
+disk; the extracted layout's folders are listed at construction and its files read in the pipeline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import tarfile
 from collections.abc import Iterator
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -27,6 +27,7 @@ __all__ = [
     "ReadPetsFiles",
     "classify_path",
     "find_input",
+    "group_extracted_files",
     "read_payload",
 ]
 
@@ -36,7 +37,7 @@ ARCHIVES: tuple[str, str] = ("images.tar.gz", "annotations.tar.gz")
 _SPLIT_LISTS: dict[str, str] = {"trainval": "annotations/trainval.txt", "test": "annotations/test.txt"}
 _IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-# Element kinds that ReadPetsFiles emits as (kind, name, payload).
+# File kinds in the (kind, payload) pairs of ReadPetsFiles.
 IMAGE, TRIMAP, IGNORED = "image", "trimap", "ignored"
 
 
@@ -188,14 +189,41 @@ def read_payload(payload: bytes | str) -> bytes:
         return f.read()
 
 
-class ReadPetsFiles(beam.PTransform):
-    """Lists every file in the images and trimaps folders as ``(key, (kind, payload))``.
+def group_extracted_files(source: PetsInput) -> list[tuple[str, dict[str, list]]]:
+    """Lists the extracted layout's images/ and trimaps/ folders and groups every file with its listing.
 
-    Images and trimaps are keyed by name (the file's stem) with ``kind`` ``"image"`` or
-    ``"trimap"``; the payload is the file's bytes when streamed from an archive, or its path in the
-    extracted layout (read later by :func:`read_payload`, so only small strings cross the pairing
-    shuffle). Junk such as ``._*`` and ``.mat`` files is keyed by its path with kind ``"ignored"``
-    and the reason as payload.
+    One ``match`` per folder (a directory listing, cheap even on ``gs://``) pairs every image with
+    its trimap by name, so the job needs no shuffle of one element per file to pair them. Files are
+    read later, by the step that decodes them, from the paths.
+
+    Returns:
+        ``(key, {"listing": [(split, entry)] or [], "files": [(kind, path or reason), ...]})`` sorted
+        by key: the same shape :class:`ReadPetsFiles` emits for the archives.
+    """
+    root = source.root
+    patterns = [FileSystems.join(root, "images", "*"), FileSystems.join(root, "annotations", "trimaps", "*")]
+    groups: dict[str, dict[str, list]] = {}
+    for result in FileSystems.match(patterns):
+        for meta in result.metadata_list:
+            for key, file in _keyed(meta.path, lambda p=meta.path: p):
+                groups.setdefault(key, {"listing": [], "files": []})["files"].append(file)
+    for name, listed in (source.listing or {}).items():
+        groups.setdefault(name, {"listing": [], "files": []})["listing"].append(listed)
+    for group in groups.values():
+        group["files"].sort()
+    logger.info("paired %d image names and junk files in %s", len(groups), root)
+    return sorted(groups.items())
+
+
+class ReadPetsFiles(beam.PTransform):
+    """Emits every image name with its split-list entry and its files, ``(key, {"listing", "files"})``.
+
+    ``listing`` holds the name's ``(split, entry)`` from the split lists (empty when unlisted);
+    ``files`` holds ``(kind, payload)`` pairs with ``kind`` ``"image"`` or ``"trimap"``, whose payload
+    is the file's bytes when streamed from an archive (paired by name with a ``CoGroupByKey``), or its
+    path in the extracted layout (paired from two folder listings by :func:`group_extracted_files`,
+    read later by :func:`read_payload`). Junk such as ``._*`` and ``.mat`` files is keyed by its own
+    path, with kind ``"ignored"`` and the reason as payload, so it never pairs with anything.
     """
 
     def __init__(self, source: PetsInput) -> None:
@@ -203,18 +231,20 @@ class ReadPetsFiles(beam.PTransform):
         self._source = source
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        root = self._source.root
-        if self._source.layout == "archives":
+        # One element, the located input: a Create of thousands of file groups would infer a type
+        # per element and embed them all in the job graph.
+        source = pbegin | "LocatedInput" >> beam.Create([self._source])
+        if self._source.layout == "extracted":
             return (
-                pbegin
-                | "ListArchives" >> beam.Create([FileSystems.join(root, name) for name in ARCHIVES])
-                | "StreamArchives" >> beam.ParDo(_ReadArchiveFn())
-                | "Redistribute" >> beam.Reshuffle()
+                source
+                | "PairFiles" >> beam.FlatMap(group_extracted_files)
+                | "Redistribute" >> beam.Reshuffle()  # Spread the pairs over workers before the heavy step.
             )
-        patterns = [FileSystems.join(root, "images", "*"), FileSystems.join(root, "annotations", "trimaps", "*")]
-        return (
-            pbegin
-            | "Patterns" >> beam.Create(patterns)
-            | "MatchFiles" >> fileio.MatchAll()
-            | "KeyByName" >> beam.FlatMap(lambda meta: _keyed(meta.path, lambda: meta.path))
-        )
+        return {
+            "listing": source | "ListedImages" >> beam.FlatMap(lambda s: sorted((s.listing or {}).items())),
+            "files": (
+                source
+                | "ListArchives" >> beam.FlatMap(lambda s: [FileSystems.join(s.root, name) for name in ARCHIVES])
+                | "StreamArchives" >> beam.ParDo(_ReadArchiveFn())
+            ),
+        } | "PairByName" >> beam.CoGroupByKey()

@@ -28,7 +28,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from beam_seg import codec, imaging, pets, sharding, sources
 from beam_seg.options import OutputOptions
-from beam_seg.stats import SplitStats, SplitStatsFn, example_stats
+from beam_seg import stats as stats_lib
+from beam_seg.stats import DatasetReportFn, SplitStats, example_stats
 
 __all__ = ["BuildTFRecords", "TFRecordGenOptions", "run"]
 
@@ -38,7 +39,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 ERRORS_NAME = "errors-00000-of-00001.jsonl"
 STATS_NAME = "stats.json"
 SCHEMA_NAME = "schema.pbtxt"
-_DEAD_LETTER, _IGNORED, _STATS = "dead_letter", "ignored", "stats"
+_REPORT = "report"
 # Local default runner settings; the running mode is the fastest one measured by bench/tfrecord_gen.py.
 LOCAL_RUNNER = "FnApiRunner"
 LOCAL_RUNNING_MODE = "multi_threading"
@@ -108,21 +109,21 @@ class TFRecordGenOptions(PipelineOptions):
 
 def _dead_letter(name: str, split: str, stage: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
     beam.metrics.Metrics.counter("beam_seg", "images_failed").inc()
-    return beam.pvalue.TaggedOutput(
-        _DEAD_LETTER, {"name": name, "split": split, "stage": stage, "reason": reason, "detail": detail}
-    )
+    entry = {"name": name, "split": split, "stage": stage, "reason": reason, "detail": detail}
+    return beam.pvalue.TaggedOutput(_REPORT, (stats_lib.ERROR, entry))
 
 
 def _ignored(reason: str) -> beam.pvalue.TaggedOutput:
     beam.metrics.Metrics.counter("beam_seg", "files_ignored").inc()
-    return beam.pvalue.TaggedOutput(_IGNORED, reason)
+    return beam.pvalue.TaggedOutput(_REPORT, (stats_lib.IGNORED, reason))
 
 
 class _PrepareExampleFn(beam.DoFn):
     """Turns one image name's joined files into a record, a dead-letter entry, or ignored files.
 
-    Main output: ``(split, (shard key, name, serialized example))``; tagged outputs: ``stats``
-    ``(split, ExampleStats)``, ``dead_letter`` dicts and ``ignored`` reasons.
+    Main output: ``(split, (shard key, name, serialized example))``; tagged output ``report``: the
+    items :class:`~beam_seg.stats.DatasetReportFn` combines (a record's statistics, a dead-letter
+    entry, or an ignored file's reason).
     """
 
     def __init__(self, *, has_lists: bool, resize: int | None, val_fraction: float, seed: int) -> None:
@@ -189,8 +190,8 @@ class _PrepareExampleFn(beam.DoFn):
             )
         )
         stats = example_stats(
-            pair.pixels,
-            pair.mask_pixels,
+            pair.rgb_image,
+            pair.mask_image,
             source_height=pair.source_height,
             source_width=pair.source_width,
             record_bytes=len(serialized),
@@ -200,7 +201,7 @@ class _PrepareExampleFn(beam.DoFn):
         self._seen += 1
         if self._seen % 500 == 0:
             logger.info("this worker has prepared %d records", self._seen)
-        yield beam.pvalue.TaggedOutput(_STATS, (split, stats))
+        yield beam.pvalue.TaggedOutput(_REPORT, (stats_lib.STATS, split, stats))
         yield split, (sharding.shard_key(name, self._seed), name, serialized)
 
 
@@ -213,9 +214,9 @@ class _FinalizeFn(beam.DoFn):
         self._listed = listed
         self._config = config
 
-    def process(self, shards: list[dict], split_stats: dict, errors: list[dict], ignored: dict) -> Iterator[dict]:
+    def process(self, shards: list[dict], report: dict) -> Iterator[dict]:
         out = self._output_dir
-        errors = sorted(errors, key=lambda e: e["name"])
+        split_stats, errors, ignored = report["splits"], report["errors"], report["ignored"]
         records = sum(s["num_examples"] for s in split_stats.values())
         by_reason: dict[str, int] = {}
         for e in errors:
@@ -269,8 +270,10 @@ def _existing_outputs(output_dir: str) -> list[str]:
     return sorted(m.path for result in FileSystems.match(patterns) for m in result.metadata_list)
 
 
-def _shard_counts(split_stats: dict[str, dict], target_bytes: int, fixed: int) -> dict[str, int]:
-    return {split: sharding.num_shards_for(s["record_bytes"], target_bytes, fixed) for split, s in split_stats.items()}
+def _shard_counts(report: dict, target_bytes: int, fixed: int) -> dict[str, int]:
+    return {
+        split: sharding.num_shards_for(s["record_bytes"], target_bytes, fixed) for split, s in report["splits"].items()
+    }
 
 
 class BuildTFRecords(beam.PTransform):
@@ -285,13 +288,9 @@ class BuildTFRecords(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         opts = self._options
-        listing = self._source.listing or {}
         prepared = (
-            {
-                "listing": pbegin | "ListedImages" >> beam.Create(sorted(listing.items())),
-                "files": pbegin | "ReadPetsFiles" >> sources.ReadPetsFiles(self._source),
-            }
-            | "PairByName" >> beam.CoGroupByKey()
+            pbegin
+            | "ReadPetsFiles" >> sources.ReadPetsFiles(self._source)
             | "PrepareExamples"
             >> beam.ParDo(
                 _PrepareExampleFn(
@@ -300,20 +299,11 @@ class BuildTFRecords(beam.PTransform):
                     val_fraction=opts.val_fraction,
                     seed=opts.split_seed,
                 )
-            ).with_outputs(_STATS, _DEAD_LETTER, _IGNORED, main="records")
+            ).with_outputs(_REPORT, main="records")
         )
-        split_stats = (
-            prepared[_STATS]
-            | "CombineStats" >> beam.CombinePerKey(SplitStatsFn())
-            | "StatsDict" >> beam.combiners.ToDict()
-        )
-        num_shards = split_stats | "ShardCounts" >> beam.Map(
+        report = prepared[_REPORT] | "Report" >> beam.CombineGlobally(DatasetReportFn())
+        num_shards = report | "ShardCounts" >> beam.Map(
             _shard_counts, int(opts.target_shard_mb * 1e6), opts.shards_per_split
-        )
-        ignored = (
-            prepared[_IGNORED]
-            | "CountIgnored" >> beam.combiners.Count.PerElement()
-            | "IgnoredDict" >> beam.combiners.ToDict()
         )
         shards = (
             prepared.records
@@ -324,7 +314,7 @@ class BuildTFRecords(beam.PTransform):
             _FinalizeFn(
                 output_dir=self._output_dir,
                 temp_dir=self._temp_dir,
-                listed=len(listing) if self._source.listing is not None else None,
+                listed=len(self._source.listing) if self._source.listing is not None else None,
                 config={
                     "input": self._source.root,
                     "input_layout": self._source.layout,
@@ -333,9 +323,7 @@ class BuildTFRecords(beam.PTransform):
                     "split_seed": opts.split_seed,
                 },
             ),
-            split_stats=beam.pvalue.AsSingleton(split_stats),
-            errors=beam.pvalue.AsList(prepared[_DEAD_LETTER]),
-            ignored=beam.pvalue.AsSingleton(ignored),
+            report=beam.pvalue.AsSingleton(report),
         )
 
 

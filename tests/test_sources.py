@@ -46,3 +46,15 @@ def test_input_without_split_lists_has_no_listing(pets_copy):
     for name in ("trainval.txt", "test.txt"):
         os.remove(os.path.join(pets_copy, "annotations", name))
     assert sources.find_input(pets_copy).listing is None
+
+
+def test_group_extracted_files_pairs_every_listed_name_and_keys_junk_by_path(pets_dir):
+    source = sources.find_input(pets_dir.root, "extracted")
+    groups = dict(sources.group_extracted_files(source))
+    assert list(groups) == sorted(groups)
+    for name in source.listing:  # every listed name appears, with its listing entry
+        assert groups[name]["listing"] == [source.listing[name]]
+    paired = [g for g in groups.values() if {k for k, _ in g["files"]} == {sources.IMAGE, sources.TRIMAP}]
+    assert paired and all(path.endswith(".png") for g in paired for k, path in g["files"] if k == sources.TRIMAP)
+    junk = {key: g for key, g in groups.items() if any(k == sources.IGNORED for k, _ in g["files"])}
+    assert junk and all("/" in key and not g["listing"] for key, g in junk.items())  # keyed by path, never listed

@@ -266,11 +266,11 @@ def test_finalize_is_safe_to_retry(tmp_path):
     (out / tfrecord_gen.STATS_NAME).write_text("{}")
     shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
     finalize = tfrecord_gen._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={})
-    stats = {"train": {"num_examples": 1}}
+    report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}}
     for attempt in range(2):
         if attempt == 0:
             (temp / "t0").write_bytes(b"new shard")
-        (result,) = finalize.process([shard], split_stats=stats, errors=[], ignored={})
+        (result,) = finalize.process([shard], report=report)
         assert sorted(os.listdir(out)) == [
             "errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json", "train-00000-of-00001.tfrecord"
         ]  # fmt: skip

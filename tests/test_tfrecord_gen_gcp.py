@@ -79,7 +79,7 @@ def test_dataflow_job_is_built_offline(bucket):
               for d in env.dependencies}  # fmt: skip
     assert "workflow.tar.gz" in staged  # The sdist of setup.py, which workers pip-install.
     names = {t.unique_name for t in proto.components.transforms.values()}
-    for step in ("ReadPetsFiles", "PairByName", "PrepareExamples", "WriteShards", "Finalize"):
+    for step in ("ReadPetsFiles/PairByName", "PrepareExamples", "Report", "WriteShards", "Finalize"):
         assert f"BuildTFRecords/{step}" in names
     # The options the job would be submitted with (Dataflow fills the API environment at submission).
     cloud = job.options.view_as(GoogleCloudOptions)
