@@ -10,17 +10,19 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exit 0
 fi
 
-# System packages the tests drive for real: Debian's Chromium for the browser test.
-SYSTEM_PACKAGES=(chromium)
+# System packages the tests drive for real: Debian's Chromium for the browser test, ShellCheck for the
+# shell-script lint test (tests/test_run_dataflow.py).
+SYSTEM_PACKAGES=(chromium shellcheck)
 ensure_system_packages() {
   local missing=()
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "run_tests.sh: installing ${missing[*]} with apt-get" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "run_tests.sh: please install ${missing[*]} (Debian: apt-get install ${SYSTEM_PACKAGES[*]}); the browser test needs it" >&2
+    echo "run_tests.sh: please install ${missing[*]} (Debian: apt-get install ${SYSTEM_PACKAGES[*]}); the browser and shell lint tests need them" >&2
   fi
 }
 

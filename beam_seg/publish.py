@@ -8,19 +8,21 @@ Usage::
 A Beam job (DirectRunner locally; DataflowRunner with a ``gs://`` model directory):
 
 1. ``CreateRepos``: the model repo (and Space) with ``exist_ok=True``; any other error stops the run.
-2. ``GroupIntoChunks`` (the listed files, about ``--chunk_size_mb`` each) → ``UploadChunks``: each worker builds
-   one ``HfApi`` in ``setup()`` and uploads the large files of its chunks in parallel with
-   ``preupload_lfs_files`` (objects already on the Hub are skipped by its LFS batch call).
+2. ``GroupIntoChunks`` (the listed files, about ``--chunk_size_mb`` each, fanned out once the repos exist) →
+   ``UploadChunks``: each worker builds one ``HfApi`` and its thread pools in ``setup()``, hashes each file once and
+   sends the LFS content of its chunks concurrently (:func:`beam_seg.hub.upload_lfs_files`: the client's LFS batch
+   call skips objects already on the Hub; a file the Hub wants in parts goes up in parallel parts).
 3. ``CommitVersion`` (fan-in): ONE commit on ``main`` carrying every file of the training output directory plus
    the model card (``checkpoints/`` excluded), made exact (stale files deleted) and split only above the Hub's
    per-commit limit (:data:`beam_seg.hub.MAX_FILES_PER_COMMIT`); then a tag AND a branch named ``--version``.
+   The refs, the head's files and the client's preupload are read concurrently before ``create_commit``.
 4. ``PushSpace``: the ``--app_dir`` template rendered for that commit and pushed to the Space's ``main``.
 5. ``WriteManifest``: ``publish_manifest.json`` (schema: :mod:`beam_seg.manifest`).
 
 Re-running is safe: uploads already on the Hub are skipped, a commit that landed is detected and never repeated,
 a branch head that already holds exactly these files is reused, and re-publishing a version with identical
 content is a no-op (with different content it is an error). A model below ``--min_miou`` is not pushed.
-On Dataflow, workers read the token from their own environment (``HF_TOKEN`` in the worker container).
+On Dataflow, workers have no ``HF_TOKEN``: give ``--hf_token_secret`` (a Secret Manager secret) and each reads it once.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
@@ -50,6 +53,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from beam_seg import export, hub, manifest, model_card, space
 from beam_seg.options import OutputOptions
 from beam_seg.tfrecord_gen import configure_logging, make_pipeline_options
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 __all__ = ["PublishModel", "PublishOptions", "PublishPlan", "build_pipeline", "plan_chunks", "run"]
 
@@ -116,8 +122,8 @@ class PublishOptions(PipelineOptions):
             "--upload_threads",
             type=int,
             default=4,
-            help="Files of one chunk uploaded concurrently; a worker runs up to parallel_chunks x upload_threads "
-            "uploads (defaults tuned with bench/publish.py; default: %(default)s).",
+            help="Transfers (files, or parts of a file the Hub wants in parts) per chunk: a worker runs up to "
+            "parallel_chunks x upload_threads at a time (defaults tuned with bench/publish.py; default: %(default)s).",
         )
         parser.add_argument(
             "--parallel_chunks",
@@ -137,6 +143,15 @@ class PublishOptions(PipelineOptions):
             default=None,
             metavar="KEY=VALUE",
             help="Extra $KEY placeholder for the Space template (repeatable).",
+        )
+        parser.add_argument(
+            "--hf_token_secret",
+            default=None,
+            metavar="projects/P/secrets/S[/versions/V]",
+            help="Secret Manager secret holding the Hub token, for Dataflow workers (their containers have no "
+            "HF_TOKEN): each worker reads it once with its own service account, which needs "
+            "roles/secretmanager.secretAccessor. A token already in the environment wins. The token itself is "
+            "never a flag.",
         )
         parser.add_argument(
             "--rollback",
@@ -190,6 +205,7 @@ class PublishPlan:
     started: float
     plan_seconds: float
     retry: hub.RetryPolicy
+    token_secret: str | None = None
 
 
 # --------------------------------------------------------------------------------------------- pure helpers
@@ -309,6 +325,13 @@ def _content(source: SourceFile | hub.LocalFile, staging_dir: str) -> str | byte
 # --------------------------------------------------------------------------------------------- DoFns
 
 
+def _worker_api(plan: PublishPlan) -> HfApi:
+    """A worker's ``HfApi``: its token from ``HF_TOKEN``, or from ``--hf_token_secret`` (Dataflow workers)."""
+    if plan.token_secret:
+        hub.use_token_secret(plan.token_secret)
+    return hub.make_api(endpoint=plan.endpoint)
+
+
 class _CreateReposFn(beam.DoFn):
     """Creates the model repo and the Space if needed (runs once, before any upload)."""
 
@@ -316,7 +339,7 @@ class _CreateReposFn(beam.DoFn):
         self._plan = plan
 
     def setup(self) -> None:
-        self._api = hub.make_api(endpoint=self._plan.endpoint)
+        self._api = _worker_api(self._plan)
 
     def process(self, _: object) -> Iterator[dict[str, Any]]:
         plan = self._plan
@@ -336,12 +359,25 @@ class _ChunkResult:
     files: tuple[hub.LocalFile, ...]
 
 
+def _started_pool(workers: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
+    """A thread pool whose threads all exist on return.
+
+    ``ThreadPoolExecutor`` starts a thread per submission until it is full, and each start waits for the new
+    thread to run: done lazily, the last chunks of a bundle would start late, behind the hashing threads.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=name)
+    barrier = threading.Barrier(workers)
+    concurrent.futures.wait([pool.submit(barrier.wait) for _ in range(workers)])  # All started: none was idle.
+    return pool
+
+
 class _UploadChunksFn(beam.DoFn):
     """Hashes the files of each chunk and uploads their LFS content; a bundle's chunks run concurrently.
 
-    ``process`` hands each chunk to a per-worker thread pool and ``finish_bundle`` waits for all of them, so a
-    bundle of several chunks uploads ``parallel_chunks x upload_threads`` files at a time. Idempotent: content
-    already on the Hub is skipped by the LFS batch call, so a retried bundle re-sends nothing that arrived.
+    ``process`` hands each chunk to a per-worker pool and ``finish_bundle`` waits for all of them, so a bundle's
+    chunks hash and upload at the same time; the transfers (files, or the parts of a multipart file) share a second
+    pool of ``parallel_chunks x upload_threads`` threads. Both pools start in ``setup``. Idempotent: content already
+    on the Hub is skipped by the LFS batch call, so a retried bundle re-sends nothing that arrived.
     """
 
     def __init__(self, plan: PublishPlan) -> None:
@@ -350,14 +386,20 @@ class _UploadChunksFn(beam.DoFn):
         self._bytes = beam.metrics.Metrics.counter("beam_seg", "publish_bytes_hashed")
 
     def setup(self) -> None:
-        self._api = hub.make_api(endpoint=self._plan.endpoint)
-        self._pool = concurrent.futures.ThreadPoolExecutor(self._plan.parallel_chunks, thread_name_prefix="upload")
+        plan = self._plan
+        self._api = _worker_api(plan)
+        self._xet = hub.xet_enabled()  # Then the client's own Xet transfer (chunked, parallel) is used instead.
+        self._pool = _started_pool(plan.parallel_chunks, "upload")
+        self._transfers = _started_pool(plan.parallel_chunks * plan.upload_threads, "transfer")
+        # As many chunks hash at a time as there are cores: the first (largest) chunks start uploading early,
+        # instead of every chunk finishing its hashing late.
+        self._hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
         self._staging = tempfile.mkdtemp(prefix="beam_seg-publish-")
 
     def start_bundle(self) -> None:
         self._pending: list[concurrent.futures.Future[_ChunkResult]] = []
 
-    def process(self, element: tuple[int, list[SourceFile]], repos: dict[str, Any]) -> None:
+    def process(self, element: tuple[int, list[SourceFile]]) -> None:
         index, chunk = element
         self._pending.append(self._pool.submit(self._upload, index, chunk))
 
@@ -371,27 +413,25 @@ class _UploadChunksFn(beam.DoFn):
             yield beam.transforms.window.GlobalWindows.windowed_value(result)
 
     def teardown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._pool, self._transfers):
+            pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def _upload(self, index: int, chunk: list[SourceFile]) -> _ChunkResult:
-        from huggingface_hub import CommitOperationAdd
-
         plan = self._plan
         started = time.time()
-        files, additions = [], []
-        for source in chunk:
-            body = _content(source, self._staging)
-            local = hub.local_file(source.path_in_repo, body, source=source.uri or None,
-                                   lfs_expected=source.lfs_predicted)  # fmt: skip
-            addition = CommitOperationAdd(source.path_in_repo, body)
-            if isinstance(body, str):
-                addition.upload_info.sha256 = bytes.fromhex(local.sha256)  # Hashed above: no second read.
-            files.append(local)
-            additions.append(addition)
-        with hub.hub_call("uploading files to", repo_id=plan.model_repo, endpoint=plan.endpoint):
-            self._api.preupload_lfs_files(plan.model_repo, additions=additions, revision="main",
-                                          num_threads=plan.upload_threads)  # fmt: skip
+        bodies = [_content(source, self._staging) for source in chunk]  # Remote files are staged first.
+        with self._hashing:
+            files = [hub.local_file(source.path_in_repo, body, source=source.uri or None,
+                                    lfs_expected=source.lfs_predicted)
+                     for source, body in zip(chunk, bodies)]  # fmt: skip
+        lfs = [f for f, source in zip(files, chunk) if source.lfs_predicted]
+        content = lambda f: _content(f, self._staging)  # noqa: E731
+        if self._xet:
+            hub.preupload_files(self._api, repo_id=plan.model_repo, files=lfs, content=content)
+        else:
+            hub.upload_lfs_files(self._api, repo_id=plan.model_repo, files=lfs, content=content,
+                                 executor=self._transfers)  # fmt: skip
         logger.info("chunk %d: %d files, %.1f MB in %.1fs", index, len(files), sum(f.size for f in files) / 1e6,
                     time.time() - started)  # fmt: skip
         return _ChunkResult(index, started, time.time(), tuple(files))
@@ -404,17 +444,19 @@ class _CommitVersionFn(beam.DoFn):
         self._plan = plan
 
     def setup(self) -> None:
-        self._api = hub.make_api(endpoint=self._plan.endpoint)
+        self._api = _worker_api(self._plan)
         self._staging = tempfile.mkdtemp(prefix="beam_seg-commit-")
 
     def teardown(self) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
 
-    def process(self, chunks: list[_ChunkResult], repos: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def process(self, group: tuple[None, Iterable[_ChunkResult]], repos: dict[str, Any]) -> Iterator[dict[str, Any]]:
         plan = self._plan
+        chunks = list(group[1])
         files = sorted((f for c in chunks for f in c.files), key=lambda f: f.path_in_repo)
         result = hub.publish_version(self._api, repo_id=plan.model_repo, version=plan.version, files=files,
-                                     content=lambda f: _content(f, self._staging), policy=plan.retry)  # fmt: skip
+                                     content=lambda f: _content(f, self._staging), policy=plan.retry,
+                                     read_ahead=not _is_remote(plan.model_dir or ""))  # fmt: skip
         logger.info("model %s version %s -> %s (%s)", plan.model_repo, plan.version, result.sha[:12],
                     "reused" if result.reused else "new commit")  # fmt: skip
         yield _pushed_manifest(plan, files, result, chunks=chunks, repos=repos)
@@ -427,7 +469,7 @@ class _PushSpaceFn(beam.DoFn):
         self._plan = plan
 
     def setup(self) -> None:
-        self._api = hub.make_api(endpoint=self._plan.endpoint)
+        self._api = _worker_api(self._plan)
 
     def process(self, doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         started = time.time()
@@ -446,34 +488,30 @@ class _WriteManifestFn(beam.DoFn):
 
 
 class _Gather(beam.PTransform):
-    """All elements as one list (a keyless GroupByKey: lighter than ``ToList``'s global combine)."""
+    """All elements as one ``(None, elements)`` group (one GroupByKey: lighter than ``ToList``'s global combine)."""
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return (
-            pcoll
-            | "KeyAll" >> beam.Map(lambda element: (None, element))
-            | "Group" >> beam.GroupByKey()
-            | "Values" >> beam.MapTuple(lambda _, elements: list(elements))
-        )
+        return pcoll | "KeyAll" >> beam.Map(lambda element: (None, element)) | "Group" >> beam.GroupByKey()
 
 
 class GroupIntoChunks(beam.PTransform):
-    """PBegin → ``(index, [files])`` chunks of about ``chunk_bytes``, reshuffled so that workers share them.
+    """One element (the created repositories) → ``(index, [files])`` chunks of about ``chunk_bytes``.
 
     The chunks are planned from the listing made on the driver (the plan needs it anyway for the model card and
-    the gate), which spares the job a global gather of the file list. ``spread=False`` skips the reshuffle
-    (for a single local worker, which runs a bundle's chunks concurrently anyway).
+    the gate), which spares the job a global gather of the file list. They fan out of the repositories' element,
+    so no upload starts before the repositories exist, without a stage boundary in between; a reshuffle then
+    spreads them over the workers (``spread=False`` skips it for a single local worker, which runs a bundle's
+    chunks concurrently anyway).
     """
 
     def __init__(self, files: Sequence[SourceFile], chunk_bytes: int, *, spread: bool = True) -> None:
         super().__init__()
-        self._files = list(files)
-        self._chunk_bytes = chunk_bytes
+        self._chunks = list(enumerate(plan_chunks(files, chunk_bytes)))
         self._spread = spread
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        chunks = list(enumerate(plan_chunks(self._files, self._chunk_bytes)))
-        return pbegin | "PlanChunks" >> beam.Create(chunks, reshuffle=self._spread and len(chunks) > 1)
+    def expand(self, repos: beam.PCollection) -> beam.PCollection:
+        chunks = repos | "PlanChunks" >> beam.FlatMap(lambda _, chunks: chunks, self._chunks)
+        return chunks | "Spread" >> beam.Reshuffle() if self._spread and len(self._chunks) > 1 else chunks
 
 
 class PublishModel(beam.PTransform):
@@ -487,15 +525,15 @@ class PublishModel(beam.PTransform):
         plan = self._plan
         repos = (
             pbegin
-            | "CreateRepos" >> beam.Create([plan.model_repo], reshuffle=False)
+            | "CreateRepos" >> beam.Impulse()  # One element: the repos are the plan's.
             | "EnsureRepos" >> beam.ParDo(_CreateReposFn(plan))
         )
         # One local worker uploads a bundle's chunks concurrently anyway; a reshuffle only helps remote workers.
         spread = not _is_local_runner(plan.runner)
         published = (
-            pbegin
+            repos
             | "GroupIntoChunks" >> GroupIntoChunks(plan.files, plan.chunk_bytes, spread=spread)
-            | "UploadChunks" >> beam.ParDo(_UploadChunksFn(plan), repos=beam.pvalue.AsSingleton(repos))
+            | "UploadChunks" >> beam.ParDo(_UploadChunksFn(plan))
             | "CollectUploads" >> _Gather()
             | "CommitVersion" >> beam.ParDo(_CommitVersionFn(plan), repos=beam.pvalue.AsSingleton(repos))
         )
@@ -620,7 +658,7 @@ def _help_parser() -> argparse.ArgumentParser:
                         would clash; a bare --dry_run or --dry_run=true given to this command means ours.)
 
 Token and endpoint: HF_TOKEN (or the token saved by `hf auth login`), never a flag; HF_ENDPOINT (read at
-run time, default https://huggingface.co). On Dataflow, workers need HF_TOKEN in their own environment.
+run time, default https://huggingface.co). On Dataflow, workers read it from --hf_token_secret (Secret Manager).
 
 Apache Beam pipeline options are accepted too, for example:
   --runner DirectRunner|DataflowRunner   default: FnApiRunner (the DirectRunner's batch engine, without
@@ -768,6 +806,7 @@ def prepare(argv: Sequence[str]) -> tuple[PipelineOptions, PublishPlan]:
         space_repo=opts.space_repo,
         version=version,
         endpoint=hub.resolve_endpoint(),
+        token_secret=hub.secret_version_name(opts.hf_token_secret) if opts.hf_token_secret else None,
         private=bool(opts.private),
         output_dir=output_dir,
         model_dir=model_dir,
@@ -910,6 +949,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if plan.dry_run:
         return _dry_run(plan)
     try:
+        if plan.token_secret:
+            hub.use_token_secret(plan.token_secret)
         hub.require_token(plan.model_repo)
     except hub.MissingTokenError as e:
         _fail(plan, str(e))

@@ -815,6 +815,8 @@ class HubServer:
         bytes_uploaded: LFS bytes received by the signed-URL upload handlers (every attempt that reaches
             them, including retries and uploads later rejected by verify; requests answered by an
             injected fault are not counted).
+        max_concurrent_uploads: Peak number of LFS bodies (single PUTs or multipart parts) being received at
+            the same time, e.g. to tell parts sent in parallel from parts sent one after another.
         bytes_downloaded: Body bytes written by ``/resolve`` GETs.
         commits_created: Number of commits created through ``/commit`` (initial repo commits excluded).
         tree_page_size: Page size of ``/tree`` listings (50 when ``expand=true``, like the Hub).
@@ -848,6 +850,8 @@ class HubServer:
         self.bytes_uploaded = 0
         self.bytes_downloaded = 0
         self.commits_created = 0
+        self.max_concurrent_uploads = 0
+        self._uploads_in_flight = 0
         self._lock = threading.RLock()
         self._secret = secrets.token_bytes(32)
         self._repos: dict[tuple[str, str], Repo] = {}
@@ -962,10 +966,10 @@ class HubServer:
             self._faults.clear()
 
     def reset_stats(self) -> None:
-        """Clear the request log and the byte / commit counters."""
+        """Clear the request log and the byte / commit / concurrency counters."""
         with self._lock:
             self.requests.clear()
-            self.bytes_uploaded = self.bytes_downloaded = self.commits_created = 0
+            self.bytes_uploaded = self.bytes_downloaded = self.commits_created = self.max_concurrent_uploads = 0
 
     def count_requests(
         self, method: str | None = None, path_regex: str | None = None, status: int | None = None
@@ -1547,18 +1551,31 @@ class HubServer:
             headers={"Content-Type": "application/vnd.git-lfs+json"},
         )
 
-    def _receive(self, ctx: _Ctx, target: Path) -> tuple[str, int, str]:
-        """Stream the request body to ``target``; return (sha256, size, md5)."""
-        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0  # noqa: S324 - md5 is the S3 ETag, not security
-        with open(target, "wb") as fh:
-            for chunk in ctx.body.iter_chunks():
-                fh.write(chunk)
-                sha.update(chunk)
-                md5.update(chunk)
-                size += len(chunk)
-                with self._lock:
-                    self.bytes_uploaded += len(chunk)
-        return sha.hexdigest(), size, md5.hexdigest()
+    def _receive(self, ctx: _Ctx, target: Path) -> tuple[str, int]:
+        """Stream the request body to ``target``; return (sha256, size)."""
+        sha, size = hashlib.sha256(), 0
+        with self._lock:
+            self._uploads_in_flight += 1
+            self.max_concurrent_uploads = max(self.max_concurrent_uploads, self._uploads_in_flight)
+        try:
+            with open(target, "wb") as fh:
+                for chunk in ctx.body.iter_chunks():
+                    fh.write(chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
+                    with self._lock:
+                        self.bytes_uploaded += len(chunk)
+        finally:
+            with self._lock:
+                self._uploads_in_flight -= 1
+        return sha.hexdigest(), size
+
+    @staticmethod
+    def _etag(sha256: str) -> str:
+        """The storage ETag of an uploaded body: content-derived like S3's MD5, but from the sha256 the double
+        computes anyway (a second digest would double the double's CPU per byte, which the real Hub does not
+        spend on the client's host)."""
+        return sha256[:32]
 
     def _set_pending(self, repo: Repo, oid: str, path: Path, sha256: str, size: int) -> None:
         with self._lock:
@@ -1571,12 +1588,12 @@ class HubServer:
         repo = self._check_signature(ctx)
         target = self.storage_dir / "incoming" / f"{oid}.{uuid.uuid4().hex}.upload"
         try:
-            digest, size, md5 = self._receive(ctx, target)
+            digest, size = self._receive(ctx, target)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
         self._set_pending(repo, oid, target, digest, size)
-        return _Response(status=200, headers={"ETag": f'"{md5}"'})
+        return _Response(status=200, headers={"ETag": f'"{self._etag(digest)}"'})
 
     def _part_path(self, repo: Repo, oid: str, part: int) -> Path:
         key = hashlib.sha1(f"{repo.repo_type}/{repo.repo_id}/{oid}".encode()).hexdigest()[:16]
@@ -1587,9 +1604,9 @@ class HubServer:
         if ctx.param("part") != part:
             raise HubError(403, "SignatureDoesNotMatch: part number mismatch")
         target = self._part_path(repo, oid, int(part))
-        _, _, md5 = self._receive(ctx, target)
-        target.with_suffix(target.suffix + ".etag").write_text(md5)
-        return _Response(status=200, headers={"ETag": f'"{md5}"'})
+        etag = self._etag(self._receive(ctx, target)[0])
+        target.with_suffix(target.suffix + ".etag").write_text(etag)
+        return _Response(status=200, headers={"ETag": f'"{etag}"'})
 
     def _h_lfs_complete(self, ctx: _Ctx, oid: str) -> _Response:
         repo = self._check_signature(ctx)

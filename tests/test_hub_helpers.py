@@ -7,6 +7,7 @@ on the server; our own backoff sleeps are recorded instead of slept.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace as dataclasses_replace
 
 import httpx2
 import pytest
@@ -149,6 +150,55 @@ def test_missing_token_is_explained(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "none"))
     with pytest.raises(hub.MissingTokenError, match="export HF_TOKEN"):
         hub.require_token(REPO)
+
+
+class _FakeSecretManager:
+    """Stands in for google.cloud.secretmanager's client: Secret Manager cannot be reached from here (mocked)."""
+
+    calls: list[str] = []
+    secrets = {"projects/p/secrets/hf/versions/latest": b"hf_from_secret_manager_42\n"}
+
+    def access_secret_version(self, *, name):
+        from google.api_core import exceptions
+
+        self.calls.append(name)
+        if name not in self.secrets:
+            raise exceptions.PermissionDenied(f"Permission 'secretmanager.versions.access' denied for {name}")
+        return type("Response", (), {"payload": type("Payload", (), {"data": self.secrets[name]})()})()
+
+
+@pytest.fixture
+def fake_secret_manager(monkeypatch, tmp_path):
+    from google.cloud import secretmanager
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "none"))
+    monkeypatch.setattr(secretmanager, "SecretManagerServiceClient", _FakeSecretManager)
+    _FakeSecretManager.calls = []
+    return _FakeSecretManager
+
+
+def test_a_token_secret_becomes_the_process_token_once(fake_secret_manager, monkeypatch):
+    hub.use_token_secret("projects/p/secrets/hf")  # a bare secret means its latest version
+    assert fake_secret_manager.calls == ["projects/p/secrets/hf/versions/latest"]
+    assert hub.resolve_token() == "hf_from_secret_manager_42"
+    assert hub.scrub("x hf_from_secret_manager_42 y") == "x hf_*** y"
+    hub.use_token_secret("projects/p/secrets/hf")  # the process has a token now: nothing fetched again
+    assert len(fake_secret_manager.calls) == 1
+    monkeypatch.setenv("HF_TOKEN", "hf_local_token_123")  # a token already configured wins
+    hub.use_token_secret("projects/p/secrets/other")
+    assert len(fake_secret_manager.calls) == 1 and hub.resolve_token() == "hf_local_token_123"
+
+
+def test_an_unreadable_token_secret_is_one_clear_line(fake_secret_manager):
+    with pytest.raises(hub.MissingTokenError) as raised:
+        hub.use_token_secret("projects/p/secrets/missing/versions/3")
+    message = str(raised.value)
+    assert "\n" not in message and "projects/p/secrets/missing/versions/3" in message
+    assert "PermissionDenied" in message and "secretAccessor" in message
+    with pytest.raises(ValueError, match="'gs://x' is not a Secret Manager secret"):
+        hub.secret_version_name("gs://x")
 
 
 def test_endpoint_is_read_at_call_time(monkeypatch):
@@ -308,3 +358,141 @@ def test_a_rejected_token_appears_in_no_error_text(hub_client_env, monkeypatch):
         hub.ensure_repo(api, repo_id=REPO)
     text = "".join(traceback.format_exception(info.value))  # The whole chain, as a traceback would show it.
     assert REPO in str(info.value) and "HTTP 401" in text and token not in text
+
+
+# ------------------------------------------------------------------------------------------------ LFS uploads
+
+
+@pytest.fixture
+def transfers():
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        yield pool
+
+
+def _random(size: int, seed: int) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(size)
+
+
+def _disk_files(tmp_path, **contents: bytes) -> list[hub.LocalFile]:
+    """Files written under ``tmp_path`` and hashed from there (``source`` is their path)."""
+    files = []
+    for name, data in contents.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        files.append(hub.local_file(name, str(path), lfs_expected=True))
+    return files
+
+
+def _path_of(f: hub.LocalFile) -> str:
+    assert f.source is not None
+    return f.source
+
+
+def test_lfs_uploads_send_only_what_the_hub_lacks(hub_api, hub_client_env, tmp_path, transfers):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    files = _disk_files(tmp_path, **{"a.bin": _random(3 * MIB, 1), "b.bin": _random(MIB, 2), "c.bin": _random(10, 3)})
+    sent = hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers)
+    assert sent == ("a.bin", "b.bin", "c.bin") and server.bytes_uploaded == 4 * MIB + 10
+    assert server.count_requests("POST", r"/objects/verify$", 200) == 3
+    server.reset_stats()
+    again = hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers)
+    assert again == () and server.bytes_uploaded == 0 and server.count_requests("PUT") == 0
+    result = hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_path_of)
+    assert result.lfs_paths == {"a.bin", "b.bin", "c.bin"} and server.bytes_uploaded == 0
+    assert all(server.read_file(REPO, f.path_in_repo) == open(_path_of(f), "rb").read() for f in files)
+
+
+def test_multipart_parts_are_sent_in_parallel(hub_api, hub_client_env, tmp_path, transfers):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.multipart_chunk_size = MIB
+    server.bandwidth_bytes_per_s = 4 * MIB  # Per connection: a part takes ~0.25 s, so parallel parts overlap.
+    blob = _random(4 * MIB + 123, 4)
+    files = _disk_files(tmp_path, **{"weights.bin": blob})
+    assert hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers)
+    assert server.count_requests("PUT", r"/part/\d+$", 200) == 5
+    assert server.count_requests("POST", r"^/_lfs/upload/[0-9a-f]{64}$", 200) == 1
+    assert server.max_concurrent_uploads >= 3  # The client's own upload sends them one by one (1).
+    hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_path_of)
+    assert server.read_file(REPO, "weights.bin", "v1") == blob
+
+
+def test_in_memory_content_is_sent_in_parts_too(hub_api, hub_client_env, transfers):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.multipart_chunk_size = MIB
+    blob = _random(2 * MIB + 1, 5)
+    files = [hub.local_file("generated.bin", blob, lfs_expected=True)]
+    assert hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_bytes_of, executor=transfers)
+    assert server.count_requests("PUT", r"/part/\d+$", 200) == 3
+    hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
+    assert server.read_file(REPO, "generated.bin") == blob
+
+
+def test_a_failed_part_is_retried_by_the_clients_backoff(hub_api, hub_client_env, tmp_path, transfers):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.multipart_chunk_size = MIB
+    fault = server.inject(method="PUT", path_regex=r"/part/2$", status=503, retry_after=0)
+    files = _disk_files(tmp_path, **{"weights.bin": _random(3 * MIB, 6)})
+    hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers)
+    assert fault.hits == 1 and server.count_requests("PUT", r"/part/2$", 200) == 1
+    hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_path_of)
+    assert server.read_file(REPO, "weights.bin") == open(_path_of(files[0]), "rb").read()
+
+
+def test_an_interrupted_multipart_upload_is_resumed(hub_api, hub_client_env, tmp_path, transfers):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.multipart_chunk_size = MIB
+    blob = _random(3 * MIB, 7)
+    files = _disk_files(tmp_path, **{"weights.bin": blob})
+    server.inject(method="PUT", path_regex=r"/part/3$", status=400)  # A final error: the run stops there.
+    with pytest.raises(hub.HubError, match=f"HTTP 400 while uploading files to model repo {REPO}"):
+        hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers)
+    assert server.count_requests("PUT", r"/part/[12]$", 200) == 2  # The other parts were not abandoned midway.
+    assert server.count_requests("POST", r"^/_lfs/upload/") == 0  # Never completed, never verified.
+    server.clear_faults()
+    assert hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers)
+    assert hub.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_path_of, executor=transfers) == ()
+    hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_path_of)
+    assert server.read_file(REPO, "weights.bin") == blob
+
+
+def test_lfs_batch_errors_name_the_file(hub_api, hub_client_env, transfers):
+    hub_api.create_repo(REPO)
+    bad = dataclasses_replace(hub.local_file("w.bin", b"x", lfs_expected=True), size=-1)  # The server's 422.
+    with pytest.raises(hub.HubError, match=r"refused to store w\.bin of model repo .* \(LFS error 422"):
+        hub.upload_lfs_files(hub_api, repo_id=REPO, files=[bad], content=_bytes_of, executor=transfers)
+
+
+def test_read_head_is_one_consistent_snapshot(hub_api, hub_client_env):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    files = _files(**{"a.txt": b"a\n", "dir__b.bin": b"\x00" * 100})
+    sha = hub.commit_tree(hub_api, repo_id=REPO, files=files, content=_bytes_of, message="m").sha
+    server.reset_stats()
+    head = hub.read_head(hub_api, repo_id=REPO)
+    assert head.sha == sha == server.revision_sha(REPO) and len(server.requests) == 1
+    assert head.tree == {p: e.git_oid for p, e in server.list_files(REPO).items()}
+    with pytest.raises(hub.NotFoundError, match="branch 'nope' not found in model repo"):
+        hub.read_head(hub_api, repo_id=REPO, branch="nope")
+
+
+def test_a_version_is_committed_without_repeating_the_preupload(hub_api, hub_client_env):
+    server = hub_client_env
+    hub_api.create_repo(REPO)
+    server.reset_stats()
+    files = _files(**{"README.md": b"---\nlicense: mit\n---\n# card\n", "w.bin": b"\x00\x01" * 100})
+    hub.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
+    # Read ahead together: the refs, the head with its files, the preupload and its LFS batch; then create_commit
+    # validates the card and commits, without repeating the preupload or the batch.
+    assert server.count_requests("POST", r"/preupload/main$") == 1
+    assert server.count_requests("POST", r"/objects/batch$") == 1
+    assert server.count_requests("POST", r"/commit/main$", 200) == 1 and server.commits_created == 1
+    assert server.count_requests("POST", r"/validate-yaml$") == 1

@@ -489,8 +489,34 @@ def test_multipart_lfs_upload(hub_server: HubServer, api: HfApi, repo: str, tmp_
     api.upload_file(path_or_fileobj=blob, path_in_repo="weights.dat", repo_id=repo)
     assert hub_server.count_requests("PUT", r"^/_lfs/upload/[0-9a-f]{64}/part/\d+$", 200) == 3
     assert hub_server.count_requests("POST", r"^/_lfs/upload/[0-9a-f]{64}$", 200) == 1
+    assert hub_server.max_concurrent_uploads == 1  # The client sends the parts of a file one after another.
     path = hf_hub_download(repo, "weights.dat", endpoint=hub_server.url, cache_dir=tmp_path)
     assert Path(path).read_bytes() == blob
+
+
+def test_part_etags_are_content_derived_and_checked_on_completion(hub_server: HubServer, repo: str) -> None:
+    hub_server.multipart_chunk_size = MIB
+    blob = _rand(2 * MIB + 5, seed=12)
+    oid = hashlib.sha256(blob).hexdigest()
+    auth = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+    with httpx2.Client() as client:
+        batch = client.post(f"{hub_server.url}/{repo}.git/info/lfs/objects/batch", headers=auth,
+                            json={"operation": "upload", "transfers": ["basic", "multipart"],
+                                  "objects": [{"oid": oid, "size": len(blob)}]}).json()  # fmt: skip
+        assert batch["transfer"] == "multipart"
+        upload = batch["objects"][0]["actions"]["upload"]
+        header = upload["header"]
+        assert header["chunk_size"] == str(MIB) and sorted(k for k in header if k.isdigit()) == ["1", "2", "3"]
+        etags = [client.put(header[str(n)], content=blob[(n - 1) * MIB : n * MIB]).headers["ETag"] for n in (1, 2, 3)]
+        again = client.put(header["1"], content=blob[:MIB]).headers["ETag"]
+        assert again == etags[0] != etags[1] and len(set(etags)) == 3
+        parts = [{"partNumber": n, "etag": e} for n, e in enumerate(etags, 1)]
+        wrong = [{**parts[0], "etag": etags[1]}, *parts[1:]]
+        assert client.post(upload["href"], json={"oid": oid, "parts": wrong}).status_code == 400
+        assert client.post(upload["href"], json={"oid": oid, "parts": parts}).status_code == 200
+        verify = batch["objects"][0]["actions"]["verify"]["href"]
+        assert client.post(verify, headers=auth, json={"oid": oid, "size": len(blob)}).status_code == 200
+    assert hub_server.max_concurrent_uploads == 1
 
 
 def test_resolve_headers_and_range(hub_server: HubServer, api: HfApi, repo: str) -> None:

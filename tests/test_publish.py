@@ -291,6 +291,29 @@ def test_commits_are_split_at_the_per_commit_limit(hub_env, model_dir, monkeypat
     assert server.commits_created == 0
 
 
+def test_each_lfs_file_is_sent_once_by_the_upload_stage(hub_env, model_dir):
+    server = hub_env
+    assert publish.run(_argv(model_dir, "--chunk_size_mb", "0.02")) == 0
+    lfs = {f["path"]: f["size"] for f in _manifest(model_dir)["files"] if f["lfs"]}
+    assert server.count_requests("PUT", r"^/_lfs/upload/", 200) == len(lfs)  # None again at commit time.
+    assert server.bytes_uploaded == sum(lfs.values())
+    assert server.count_requests("POST", r"/objects/verify$", 200) == len(lfs)
+
+
+def test_large_files_go_up_in_parallel_parts_when_the_hub_asks_for_multipart(hub_env, model_dir):
+    server = hub_env
+    (model_dir / "saved_model" / "variables" / "variables.data-00001-of-00002").write_bytes(bytes(range(256)) * 2048)
+    server.multipart_chunk_size = 64 * 1024  # The 512 KiB shard goes up in 8 parts.
+    server.bandwidth_bytes_per_s = 1024 * 1024  # ~60 ms a part: parts sent one by one would never overlap.
+    assert publish.run(_argv(model_dir)) == 0
+    assert server.count_requests("PUT", r"/part/\d+$", 200) >= 8
+    assert server.max_concurrent_uploads > 1
+    assert all(server.read_file(MODEL_REPO, p, "v1") == data for p, data in _published_files(model_dir).items())
+    server.reset_stats()
+    assert publish.run(_argv(model_dir, version="v2")) == 0  # Re-published: no part is sent again.
+    assert server.bytes_uploaded == 0 and server.count_requests("PUT") == 0
+
+
 # ------------------------------------------------------------------------------------------------ the gate and dry run
 
 
@@ -465,6 +488,7 @@ def test_no_token_is_a_clear_error(hub_client_env, model_dir, monkeypatch, caplo
         (["--chunk_size_mb", "0"], "--chunk_size_mb 0.0 must be > 0"),
         (["--space_repo", f"{DEFAULT_USER}/s", "--app_dir", "/nonexistent"], "is not a directory"),
         (["--rollback", "v1", "--version", "v2"], "do not also give --version"),
+        (["--hf_token_secret", "hf-token"], "--hf_token_secret 'hf-token' is not a Secret Manager secret"),
     ],
 )
 def test_bad_arguments_give_a_clear_error(model_dir, caplog, args, message):

@@ -1,0 +1,130 @@
+"""Builds one stage's Dataflow job with Beam's ``--dry_run`` (nothing is submitted) and records what was built.
+
+Usage::
+
+    python scripts/dataflow_dry_run.py --stage tfrecord_gen|publish --record FILE.json -- <the stage's flags>
+
+``run_dataflow.sh --gcp --dry_run`` runs stages 1 and 3 through this: the stage's own ``build_pipeline`` parses
+and validates the flags exactly as ``python -m beam_seg.<stage>`` would (reading its gs:// input), then the
+pipeline runs with Beam's ``TestOptions.dry_run`` on, so ``DataflowRunner`` translates it into a Dataflow job
+and returns without creating it. Beam's flag is set on the options rather than passed on the command line
+because ``beam_seg.publish`` reads a bare ``--dry_run`` as its own (publish without network).
+
+The record (JSON) is what the job would be submitted with: runner, job name, project, region, temp and
+staging locations, setup file, SDK container image (as given and as it appears in the job's environment),
+machine type, worker cap, staged files and the job's top-level steps. Exit codes: 0 built, 2 bad flags or
+input (one line, as the stage itself reports it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    SetupOptions,
+    StandardOptions,
+    TestOptions,
+    WorkerOptions,
+)
+from apache_beam.portability.api import beam_runner_api_pb2
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("tfrecord_gen", "publish")
+
+
+def _builder(stage: str) -> Callable[[Sequence[str]], tuple[beam.Pipeline, Any]]:
+    """The stage's ``build_pipeline`` (imported lazily: each pulls in its own heavy dependencies)."""
+    if stage == "tfrecord_gen":
+        from beam_seg import tfrecord_gen
+
+        return tfrecord_gen.build_pipeline
+    from beam_seg import publish
+
+    return publish.build_pipeline
+
+
+def describe_job(stage: str, pipeline: beam.Pipeline, result: Any, argv: Sequence[str]) -> dict[str, Any]:
+    """What a dry-run ``DataflowRunner`` built: the job's options, environment and top-level steps."""
+    options = pipeline.options
+    cloud = options.view_as(GoogleCloudOptions)
+    worker = options.view_as(WorkerOptions)
+    job = getattr(result, "job", None)
+    proto = getattr(pipeline.runner, "proto_pipeline", None)
+    images: list[str] = []
+    staged: list[str] = []
+    steps: list[str] = []
+    if proto is not None:
+        for env in proto.components.environments.values():
+            if env.urn == "beam:env:docker:v1":
+                images.append(beam_runner_api_pb2.DockerPayload.FromString(env.payload).container_image)
+            for dep in env.dependencies:
+                role = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(dep.role_payload)
+                staged.append(role.staged_name)
+        steps = sorted({t.unique_name for t in proto.components.transforms.values() if t.unique_name.count("/") == 1})
+    return {
+        "stage": stage,
+        "submitted": False,
+        "runner": str(options.view_as(StandardOptions).runner),
+        "dry_run": bool(options.view_as(TestOptions).dry_run),
+        "job_name": cloud.job_name,
+        "job_type": job.proto.type.name if job is not None else None,
+        "project": cloud.project,
+        "region": cloud.region,
+        "temp_location": cloud.temp_location,
+        "staging_location": cloud.staging_location,
+        "service_account_email": cloud.service_account_email,
+        "setup_file": options.view_as(SetupOptions).setup_file,
+        "sdk_container_image": worker.sdk_container_image,
+        "environment_images": sorted(set(images)),
+        "machine_type": worker.machine_type,
+        "max_num_workers": worker.max_num_workers,
+        "staged_files": sorted(set(staged)),
+        "steps": steps,
+        "argv": list(argv),
+    }
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Builds the stage's job with Beam's dry run and writes the record; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python scripts/dataflow_dry_run.py",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Everything after -- is passed to the stage's build_pipeline unchanged.",
+    )
+    parser.add_argument("--stage", choices=STAGES, required=True, help="Which Beam job to build.")
+    parser.add_argument("--record", required=True, help="Local JSON file that receives the description of the job.")
+    parser.add_argument("stage_args", nargs=argparse.REMAINDER, help="The stage's flags, after --.")
+    args = parser.parse_args(argv)
+    stage_args = args.stage_args[1:] if args.stage_args[:1] == ["--"] else args.stage_args
+    from beam_seg.tfrecord_gen import configure_logging
+
+    configure_logging()
+    try:
+        pipeline, _ = _builder(args.stage)(stage_args)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        logger.error("%s", e)
+        return 2
+    pipeline.options.view_as(TestOptions).dry_run = True  # Beam's own: translate the job, do not create it.
+    result = pipeline.run()
+    result.wait_until_finish()
+    record = describe_job(args.stage, pipeline, result, stage_args)
+    os.makedirs(os.path.dirname(os.path.abspath(args.record)), exist_ok=True)
+    with open(args.record, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(f"dataflow dry run: {args.stage} job {record['job_name']} built with {record['runner']}, not submitted "
+          f"({len(record['steps'])} top-level steps, image {record['sdk_container_image']}); record {args.record}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
