@@ -214,7 +214,7 @@ class _FinalizeFn(beam.DoFn):
         self._listed = listed
         self._config = config
 
-    def process(self, shards: list[dict], report: dict) -> Iterator[dict]:
+    def process(self, report: dict, shards: list[dict]) -> Iterator[dict]:
         out = self._output_dir
         split_stats, errors, ignored = report["splits"], report["errors"], report["ignored"]
         records = sum(s["num_examples"] for s in split_stats.values())
@@ -305,12 +305,11 @@ class BuildTFRecords(beam.PTransform):
         num_shards = report | "ShardCounts" >> beam.Map(
             _shard_counts, int(opts.target_shard_mb * 1e6), opts.shards_per_split
         )
-        shards = (
-            prepared.records
-            | "WriteShards" >> sharding.WriteShards(self._temp_dir, beam.pvalue.AsSingleton(num_shards))
-            | "CollectShards" >> beam.combiners.ToList()
+        shards = prepared.records | "WriteShards" >> sharding.WriteShards(
+            self._temp_dir, beam.pvalue.AsSingleton(num_shards)
         )
-        return shards | "Finalize" >> beam.ParDo(
+        # The report always holds one element; the shards side input is complete before Finalize runs.
+        return report | "Finalize" >> beam.ParDo(
             _FinalizeFn(
                 output_dir=self._output_dir,
                 temp_dir=self._temp_dir,
@@ -323,7 +322,7 @@ class BuildTFRecords(beam.PTransform):
                     "split_seed": opts.split_seed,
                 },
             ),
-            report=beam.pvalue.AsSingleton(report),
+            shards=beam.pvalue.AsList(shards),
         )
 
 

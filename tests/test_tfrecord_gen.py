@@ -270,7 +270,7 @@ def test_finalize_is_safe_to_retry(tmp_path):
     for attempt in range(2):
         if attempt == 0:
             (temp / "t0").write_bytes(b"new shard")
-        (result,) = finalize.process([shard], report=report)
+        (result,) = finalize.process(report, shards=[shard])
         assert sorted(os.listdir(out)) == [
             "errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json", "train-00000-of-00001.tfrecord"
         ]  # fmt: skip
