@@ -47,9 +47,6 @@ STATS_NAME = "stats.json"
 _SCAN_BATCH = 256
 # Salt of the per-epoch seeds, so that the data order does not correlate with weight initialisation.
 _DATA_SALT = 0x5EED_DA7A
-# Smallest crop side (fraction of the image side) of the random-crop augmentation: mild, since
-# short CPU runs converge faster without large scale changes.
-_MIN_CROP = 0.8
 
 
 class InputDataError(ValueError):
@@ -188,25 +185,28 @@ def preprocess_eval(image: tf.Tensor, mask: tf.Tensor, image_size: int) -> tuple
     return tf.ensure_shape(pixels, [*size, 3]), tf.ensure_shape(tf.cast(mask, tf.uint8), [*size, 1])
 
 
-def _augment(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Random crop (80-100% per side), horizontal flip and brightness/contrast jitter from one element seed.
+def _augment(
+    image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, image_size: int, min_crop: float = 1.0
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Horizontal flip, brightness/contrast jitter and (``min_crop < 1``) a random crop, from one element seed.
 
     Image and mask are cropped with the same integer box and flipped as one stacked tensor, so
     they stay aligned; the resize afterwards is :func:`preprocess_eval`'s (images bilinear with
-    antialias, masks nearest), the same as at serving time.
+    antialias, masks nearest), the same as at serving time. Without a crop, records stored at
+    ``image_size`` reach the model with their masks exactly as stored.
     """
     import tensorflow as tf
 
     seeds = tf.random.experimental.stateless_split(seed, num=4)
-    # Crop _MIN_CROP..100% of each side at a random offset.
-    shape = tf.shape(image)[:2]
-    sides = tf.random.stateless_uniform([2], seeds[0], _MIN_CROP, 1.0) * tf.cast(shape, tf.float32)
-    sides = tf.cast(tf.round(sides), tf.int32)
-    sides = tf.maximum(sides, 1)
-    offsets = tf.cast(tf.random.stateless_uniform([2], seeds[1]) * tf.cast(shape - sides + 1, tf.float32), tf.int32)
-    offsets = tf.minimum(offsets, shape - sides)
     stacked = tf.concat([image, mask], axis=-1)  # uint8 [H, W, 4]: one tensor, one crop, one flip.
-    stacked = tf.slice(stacked, tf.concat([offsets, [0]], 0), tf.concat([sides, [4]], 0))
+    if min_crop < 1.0:
+        # Crop min_crop..100% of each side at a random offset.
+        shape = tf.shape(image)[:2]
+        sides = tf.random.stateless_uniform([2], seeds[0], min_crop, 1.0) * tf.cast(shape, tf.float32)
+        sides = tf.maximum(tf.cast(tf.round(sides), tf.int32), 1)
+        offsets = tf.cast(tf.random.stateless_uniform([2], seeds[1]) * tf.cast(shape - sides + 1, tf.float32), tf.int32)
+        offsets = tf.minimum(offsets, shape - sides)
+        stacked = tf.slice(stacked, tf.concat([offsets, [0]], 0), tf.concat([sides, [4]], 0))
     flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
     stacked = tf.cond(flip, lambda: tf.reverse(stacked, axis=[1]), lambda: stacked)
     pixels, mask = preprocess_eval(stacked[..., :3], stacked[..., 3:], image_size)
@@ -245,6 +245,7 @@ def train_dataset(
     seed: int,
     shuffle_buffer: int = 1024,
     augment: bool = True,
+    min_crop: float = 1.0,
 ) -> tf.data.Dataset:
     """Batches for epochs ``first_epoch .. epochs - 1``, exactly ``steps_per_epoch`` per epoch.
 
@@ -264,7 +265,8 @@ def train_dataset(
         epochs: Total number of epochs (exclusive end).
         seed: Base seed of shuffling and augmentation.
         shuffle_buffer: Records held by the shuffle buffer.
-        augment: Whether to apply random crop/flip/colour jitter.
+        augment: Whether to apply flip/colour jitter (and the random crop).
+        min_crop: Smallest random-crop side as a fraction of the image side; 1 disables the crop.
 
     Returns:
         A dataset of ``(float32 [B, S, S, 3] pixels in [0, 255], uint8 [B, S, S, 1] masks)``.
@@ -295,7 +297,7 @@ def train_dataset(
     def prepare(serialized: tf.Tensor, element_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image, mask = _decode(serialized)
         if augment:
-            return _augment(image, mask, element_seed, image_size)
+            return _augment(image, mask, element_seed, image_size, min_crop)
         return preprocess_eval(image, mask, image_size)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:

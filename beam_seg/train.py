@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-__all__ = ["OutputExistsError", "TrainResult", "TrainingDivergedError", "build_training_model", "run", "train"]
+__all__ = [
+    "OutputExistsError",
+    "TrainResult",
+    "TrainingDivergedError",
+    "build_training_model",
+    "class_weights_for",
+    "run",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -182,8 +190,31 @@ def _build_model(config: TrainConfig, norm: input_pipeline.Normalization, *, enc
     )
 
 
+def class_weights_for(config: TrainConfig, stats: dict | None) -> tuple[float, ...] | None:
+    """The cross-entropy class weights ``--class_weights`` asks for (``None``: unweighted).
+
+    ``inverse_sqrt`` reads the train split's ``class_pixel_fractions`` from ``stats.json``; without
+    them training falls back to unweighted cross-entropy and says so.
+    """
+    explicit = config.explicit_class_weights()
+    if explicit is not None or config.class_weights == "none":
+        return explicit
+    try:
+        fractions = stats["splits"]["train"]["class_pixel_fractions"]  # type: ignore[index]
+        return seg_metrics.inverse_sqrt_class_weights([float(fractions[name]) for name in MASK_CLASSES])
+    except (TypeError, KeyError, ValueError) as e:
+        logger.warning("--class_weights %s needs splits.train.class_pixel_fractions in stats.json (%s: %s); "
+                       "training with unweighted cross-entropy", config.class_weights, type(e).__name__, e)  # fmt: skip
+        return None
+
+
 def build_training_model(
-    config: TrainConfig, norm: input_pipeline.Normalization, *, steps_per_epoch: int, mixed_precision: bool = False
+    config: TrainConfig,
+    norm: input_pipeline.Normalization,
+    *,
+    steps_per_epoch: int,
+    mixed_precision: bool = False,
+    class_weights: Sequence[float] | None = None,
 ) -> keras.Model:
     """Builds and compiles the model (call inside ``strategy.scope()``), its optimizer built too.
 
@@ -192,6 +223,7 @@ def build_training_model(
         norm: Normalisation baked into the model's first layer.
         steps_per_epoch: Train steps per epoch (the cosine schedule decays over ``epochs`` of them).
         mixed_precision: Build under the ``mixed_float16`` policy (logits stay float32).
+        class_weights: Cross-entropy weight per class (see :func:`class_weights_for`); ``None``: unweighted.
     """
     import keras
 
@@ -204,7 +236,7 @@ def build_training_model(
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=seg_metrics.make_loss(config.loss, len(MASK_CLASSES)),
+        loss=seg_metrics.make_loss(config.loss, len(MASK_CLASSES), class_weights=class_weights),
         metrics=seg_metrics.keras_metrics(MASK_CLASSES),
     )
     model.optimizer.build(model.trainable_variables)
@@ -348,6 +380,7 @@ class _Run:
     strategy: tf.distribute.Strategy
     mixed_precision: bool
     steps_per_epoch: int
+    class_weights: tuple[float, ...] | None
     model: keras.Model
     manager: tf.train.CheckpointManager
     epoch_var: tf.Variable
@@ -369,8 +402,13 @@ def _start(config: TrainConfig, data: _Data, latest: str | None) -> _Run:
     logger.info("strategy %s with %d replica(s), mixed precision %s, %d steps per epoch",
                 type(strategy).__name__, strategy.num_replicas_in_sync, "on" if mixed else "off", steps)  # fmt: skip
     norm = _normalization(config, data.stats)
+    class_weights = class_weights_for(config, data.stats)
+    if class_weights is not None:
+        logger.info("cross-entropy class weights (--class_weights %s): %s", config.class_weights,
+                    ", ".join(f"{name} {w:.3f}" for name, w in zip(MASK_CLASSES, class_weights)))  # fmt: skip
     with strategy.scope():
-        model = build_training_model(config, norm, steps_per_epoch=steps, mixed_precision=mixed)
+        model = build_training_model(config, norm, steps_per_epoch=steps, mixed_precision=mixed,
+                                     class_weights=class_weights)  # fmt: skip
     # Epoch and history live on the host (string variables cannot be mirrored onto GPUs).
     with tf.device("/cpu:0"):
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -385,7 +423,7 @@ def _start(config: TrainConfig, data: _Data, latest: str | None) -> _Run:
         logger.info("resumed %s: epoch %d, optimizer step %d", latest, int(epoch_var.numpy()),
                     int(model.optimizer.iterations.numpy()))  # fmt: skip
     return _Run(config=config, data=data, norm=norm, strategy=strategy, mixed_precision=mixed, steps_per_epoch=steps,
-                model=model, manager=manager, epoch_var=epoch_var, history_var=history_var,
+                class_weights=class_weights, model=model, manager=manager, epoch_var=epoch_var, history_var=history_var,
                 history=json.loads(history_var.numpy().decode("utf-8")))  # fmt: skip
 
 
@@ -415,6 +453,7 @@ def _fit(state: _Run) -> None:
         seed=config.seed,
         shuffle_buffer=config.shuffle_buffer,
         augment=config.augment,
+        min_crop=config.min_crop,
     )
     val_data = None
     if "val" in data.files:
@@ -483,6 +522,7 @@ def _write_outputs(state: _Run, serving: keras.Model, metrics: dict[str, Any], s
         training={
             **config.to_dict(),
             "steps_per_epoch": state.steps_per_epoch,
+            "class_weights_used": None if state.class_weights is None else dict(zip(MASK_CLASSES, state.class_weights)),
             "epochs_completed": len(state.history),
             "optimizer_iterations": int(state.model.optimizer.iterations.numpy()),
             "num_examples": state.data.counts,

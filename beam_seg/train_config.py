@@ -1,9 +1,11 @@
 """The training stage's command line, parsed into a frozen :class:`TrainConfig`.
 
 Defaults are tuned with ``bench/train_quality.py`` for a 2-core CPU: 128x128 inputs, a 0.5M-parameter
-U-Net (``--base_filters 8``), 24 epochs of batch 8 with Adam 3e-3 on a cosine schedule and a
-cross-entropy + Dice loss, about 7 minutes on 430 training images. On a GPU, a wider U-Net
-(``--base_filters 16`` or more) and more epochs are the first things to raise.
+U-Net (``--base_filters 8``), 30 epochs of batch 8 with Adam 2e-3 on a cosine schedule, a
+cross-entropy + Dice loss with the cross-entropy weighted by 1/sqrt(class pixel fraction), and
+flip + colour augmentation without the random crop (which would resample the stored masks a second
+time and jitter the thin border band); about 7 minutes on 430 training images. On a GPU, a wider
+U-Net (``--base_filters 16`` or more) and more epochs are the first things to raise.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ import dataclasses
 from collections.abc import Sequence
 
 from beam_seg.models import MODELS
+from beam_seg.pets import MASK_CLASSES
 from beam_seg.seg_metrics import LOSSES
 
-__all__ = ["MIXED_PRECISION_MODES", "ConfigError", "TrainConfig", "build_parser", "parse_args"]
+__all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION_MODES", "ConfigError", "TrainConfig", "build_parser", "parse_args"]
 
 MIXED_PRECISION_MODES: tuple[str, ...] = ("auto", "on", "off")
 LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+# --class_weights keywords (besides explicit numbers) -> description.
+CLASS_WEIGHTINGS: dict[str, str] = {
+    "inverse_sqrt": "1/sqrt(pixel fraction) of each class in the train split (from stats.json), scaled to a pixel "
+    "mean of 1",
+    "none": "every pixel weighs the same",
+}
 
 
 class ConfigError(ValueError):
@@ -36,15 +45,17 @@ class TrainConfig:
     base_filters: int = 8
     depth: int = 4
     encoder_weights: str | None = None
-    epochs: int = 24
+    epochs: int = 30
     batch_size: int = 8
-    learning_rate: float = 3e-3
+    learning_rate: float = 2e-3
     lr_schedule: str = "cosine"
     loss: str = "ce_dice"
+    class_weights: str = "inverse_sqrt"
     steps_per_epoch: int | None = None
     val_steps: int | None = None
     shuffle_buffer: int = 1024
     augment: bool = True
+    min_crop: float = 1.0
     seed: int = 0
     deterministic: bool = False
     mixed_precision: str = "auto"
@@ -82,10 +93,33 @@ class TrainConfig:
             raise ConfigError(f"--lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
         if self.loss not in LOSSES:
             raise ConfigError(f"--loss {self.loss!r} is not one of {sorted(LOSSES)}")
+        if self.class_weights not in CLASS_WEIGHTINGS:
+            self.explicit_class_weights()  # Raises on a malformed list.
+        if not 0 < self.min_crop <= 1:
+            raise ConfigError(f"--min_crop must be in (0, 1], got {self.min_crop}")
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; pass one of them")
         if self.num_predictions < 0:
             raise ConfigError(f"--num_predictions must be >= 0, got {self.num_predictions}")
+
+    def explicit_class_weights(self) -> tuple[float, ...] | None:
+        """The numbers of ``--class_weights W,W,W``, or ``None`` for a keyword of :data:`CLASS_WEIGHTINGS`.
+
+        Raises:
+            ConfigError: if the value is neither a keyword nor one positive number per class.
+        """
+        if self.class_weights in CLASS_WEIGHTINGS:
+            return None
+        try:
+            weights = tuple(float(v) for v in self.class_weights.split(","))
+        except ValueError:
+            weights = ()
+        if len(weights) != len(MASK_CLASSES) or not all(w > 0 for w in weights):
+            raise ConfigError(
+                f"--class_weights {self.class_weights!r} must be one of {sorted(CLASS_WEIGHTINGS)} or "
+                f"{len(MASK_CLASSES)} positive comma-separated numbers (for {','.join(MASK_CLASSES)})"
+            )
+        return weights
 
     def to_dict(self) -> dict[str, object]:
         """The configuration as a JSON-ready dict (recorded in ``model_config.json``)."""
@@ -135,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine: decay to 1%% of the peak over all steps; constant: no decay (default: %(default)s).")  # fmt: skip
     p.add_argument("--loss", choices=sorted(LOSSES), default=d["loss"].default,
                    help="Training loss: " + "; ".join(f"{k}: {v}" for k, v in LOSSES.items()) + " (default: %(default)s).")  # fmt: skip
+    p.add_argument("--class_weights", default=d["class_weights"].default,
+                   help="Cross-entropy class weights: " + "; ".join(f"{k}: {v}" for k, v in CLASS_WEIGHTINGS.items())
+                   + f"; or {len(MASK_CLASSES)} numbers for {','.join(MASK_CLASSES)}, e.g. 1,1,2 (default: %(default)s).")  # fmt: skip
     p.add_argument("--steps_per_epoch", type=_optional_int, default=None,
                    help="Train batches per epoch (default: one pass over the train split, rounded up).")  # fmt: skip
     p.add_argument("--val_steps", type=_optional_int, default=None,
@@ -143,7 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle_buffer", type=int, default=d["shuffle_buffer"].default,
                    help="Records shuffled together within a pass, after shuffling shard order (default: %(default)s).")  # fmt: skip
     p.add_argument("--no_augment", dest="augment", action="store_false",
-                   help="Disable augmentation (random crop, horizontal flip, brightness/contrast; default: on).")  # fmt: skip
+                   help="Disable augmentation (horizontal flip, brightness/contrast, random crop if --min_crop < 1; "
+                   "default: on).")  # fmt: skip
+    p.add_argument("--min_crop", type=float, default=d["min_crop"].default,
+                   help="Random-crop augmentation: smallest crop side as a fraction of the image side, resized back "
+                   "to --image_size; 1 disables it. Cropping is off by default because the resize samples the stored mask a second time "
+                   "(nearest neighbour), which jitters thin bands such as the border class by a pixel "
+                   "(default: %(default)s).")  # fmt: skip
     p.add_argument("--seed", type=int, default=d["seed"].default,
                    help="Seed of weight initialisation, data order and augmentation (default: %(default)s).")  # fmt: skip
     p.add_argument("--deterministic", action="store_true",

@@ -102,6 +102,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             return rc
         metrics = json.loads((model_dir / "metrics.json").read_text())
         model_config = json.loads((model_dir / "model_config.json").read_text())
+        history = json.loads((model_dir / "history.json").read_text())
 
     val, test = metrics["val"], metrics.get("test", {})
     result = {
@@ -117,11 +118,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         "test_mean_iou": test.get("mean_iou"),
         "test_per_class_iou": test.get("per_class_iou"),
         "best_epoch": metrics.get("best_epoch"),
+        "val_mean_iou_per_epoch": [round(h["val_mean_iou"], 4) for h in history if "val_mean_iou" in h],
         "seconds": {"sample_data": round(sample_seconds, 1), "tfrecord_gen": round(tfrecord_seconds, 1),
                     "train_total": round(train_seconds, 1)},  # fmt: skip
         "num_examples": model_config["training"]["num_examples"],
         "data": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("work_dir", "output_json")},
         "train_config": {k: v for k, v in train_config.to_dict().items() if k not in ("data_dir", "output_dir")},
+        "class_weights_used": model_config["training"].get("class_weights_used"),
         "model_parameters": model_config["model"]["parameters"],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), **model_config["versions"]},
     }

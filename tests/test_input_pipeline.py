@@ -68,9 +68,11 @@ def test_normalization_from_stats() -> None:
     assert input_pipeline.load_normalization({"splits": {}}) == input_pipeline.DEFAULT_NORMALIZATION
 
 
-def test_augmentation_keeps_image_and_mask_aligned(shards: list[str]) -> None:
+@pytest.mark.parametrize("min_crop", [1.0, 0.8])
+def test_augmentation_keeps_image_and_mask_aligned(shards: list[str], min_crop: float) -> None:
     batches = _take(input_pipeline.train_dataset(
         shards, num_examples=12, image_size=32, batch_size=4, steps_per_epoch=6, first_epoch=0, epochs=2, seed=3,
+        min_crop=min_crop,
     ))  # fmt: skip
     pixels = np.concatenate([x for x, _ in batches])
     masks = np.concatenate([y for _, y in batches])[..., 0]
@@ -84,6 +86,27 @@ def test_augmentation_keeps_image_and_mask_aligned(shards: list[str]) -> None:
     # Flips happen: the pet's column centroid lands on both halves of the image across examples.
     columns = [np.nonzero(m == 0)[1].mean() for m in masks if (m == 0).any()]
     assert min(columns) < 16 < max(columns)
+
+
+def test_without_crop_masks_arrive_as_stored(tmp_path: Path) -> None:
+    """min_crop=1 on records already at the model size: each mask is the stored one or its mirror image."""
+    path = str(tmp_path / "train-00000-of-00001.tfrecord")
+    stored = []
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(4):
+            example = _example(i, 24, 24)
+            stored.append(np.asarray(Image.open(io.BytesIO(example.mask))))
+            writer.write(codec.encode_example(example))
+    batches = _take(input_pipeline.train_dataset(
+        [path], num_examples=4, image_size=24, batch_size=4, steps_per_epoch=1, first_epoch=0, epochs=4, seed=0,
+    ))  # fmt: skip
+    masks = np.concatenate([y for _, y in batches])[..., 0]
+    flipped = 0
+    for mask in masks:
+        if not any(np.array_equal(mask, m) for m in stored):
+            assert any(np.array_equal(mask, m[:, ::-1]) for m in stored)
+            flipped += 1
+    assert 0 < flipped < len(masks)
 
 
 def test_training_order_depends_only_on_seed_and_epoch(shards: list[str]) -> None:

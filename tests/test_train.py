@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beam_seg import codec, export, input_pipeline, models, sample_data, tfrecord_gen, train
+from beam_seg import codec, export, input_pipeline, models, sample_data, seg_metrics, tfrecord_gen, train
 from beam_seg.pets import MASK_CLASSES
 from beam_seg.train_config import ConfigError, build_parser, parse_args
 
@@ -89,7 +89,7 @@ def test_help_lists_every_flag() -> None:
     flags = [s for a in build_parser()._actions for s in a.option_strings if s.startswith("--")]
     required = ["--data_dir", "--output_dir", "--image_size", "--epochs", "--batch_size", "--learning_rate",
                 "--val_steps", "--steps_per_epoch", "--seed", "--model", "--encoder_weights", "--base_filters",
-                "--mixed_precision", "--resume"]  # fmt: skip
+                "--mixed_precision", "--resume", "--class_weights", "--min_crop"]  # fmt: skip
     assert set(required) <= set(flags)
     for flag in flags:
         assert flag in result.stdout, flag
@@ -105,6 +105,47 @@ def test_config_rejects_bad_values() -> None:
         parse_args([*base, "--encoder_weights", "imagenet"])
     with pytest.raises(ConfigError, match="contradict"):
         parse_args([*base, "--resume", "--overwrite"])
+    assert parse_args([*base, "--class_weights", "1,1,2.5"]).explicit_class_weights() == (1.0, 1.0, 2.5)
+    for bad in ("1,2", "1,0,2", "heavy"):
+        with pytest.raises(ConfigError, match=f"--class_weights '{bad}' must be one of"):
+            parse_args([*base, "--class_weights", bad])
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match=r"--min_crop must be in \(0, 1\]"):
+            parse_args([*base, "--min_crop", bad])
+
+
+def test_class_weights() -> None:
+    weights = seg_metrics.inverse_sqrt_class_weights([0.2, 0.75, 0.05])
+    assert sum(f * w for f, w in zip([0.2, 0.75, 0.05], weights)) == pytest.approx(1.0)  # Pixel mean 1.
+    assert weights[2] / weights[1] == pytest.approx((0.75 / 0.05) ** 0.5)  # Rare border weighs most.
+    assert seg_metrics.inverse_sqrt_class_weights([0.5, 0.5, 0.0])[2] < 100  # An absent class stays bounded.
+    base = ["--data_dir", "d", "--output_dir", "o"]
+    stats = {"splits": {"train": {"class_pixel_fractions": {"pet": 0.2, "background": 0.75, "border": 0.05}}}}
+    assert train.class_weights_for(parse_args(base), stats) == pytest.approx(weights)
+    assert train.class_weights_for(parse_args(base), None) is None  # Unweighted, with a warning.
+    assert train.class_weights_for(parse_args([*base, "--class_weights", "none"]), stats) is None
+    assert train.class_weights_for(parse_args([*base, "--class_weights", "1,2,3"]), stats) == (1.0, 2.0, 3.0)
+
+
+def test_weighted_loss_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(2, 4, 4, 1)).astype(np.uint8)
+    weights = (0.5, 1.0, 4.0)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    pixel_ce = -np.take_along_axis(log_probs, labels.astype(np.int64), axis=-1)[..., 0]
+    pixel_w = np.asarray(weights)[labels[..., 0]]
+    expected_ce = (pixel_ce * pixel_w).sum() / pixel_w.sum()
+    ce = seg_metrics.make_loss("ce", 3, class_weights=weights)(labels, logits)
+    assert float(ce) == pytest.approx(expected_ce, rel=1e-5)
+    plain = seg_metrics.make_loss("ce", 3)(labels, logits)
+    assert float(plain) == pytest.approx(pixel_ce.mean(), rel=1e-5)
+    probs = np.exp(log_probs)
+    onehot = np.eye(3)[labels[..., 0]]
+    dice = (2 * (probs * onehot).sum((0, 1, 2)) + 1) / ((probs + onehot).sum((0, 1, 2)) + 1)
+    ce_dice = seg_metrics.make_loss("ce_dice", 3, class_weights=weights)(labels, logits)
+    assert float(ce_dice) == pytest.approx(expected_ce + 1 - dice.mean(), rel=1e-5)
 
 
 def test_bad_image_size_is_a_clear_error(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -148,6 +189,9 @@ def test_run_writes_every_output(trained: str) -> None:
     assert norm["mean"] == pytest.approx(stats["splits"]["train"]["channel_mean"])
     assert norm["std"] == pytest.approx(stats["splits"]["train"]["channel_std"])
     assert config["training"]["epochs"] == 2 and config["training"]["optimizer_iterations"] == 2 * STEPS
+    fractions = stats["splits"]["train"]["class_pixel_fractions"]
+    expected = seg_metrics.inverse_sqrt_class_weights([fractions[name] for name in MASK_CLASSES])
+    assert config["training"]["class_weights_used"] == pytest.approx(dict(zip(MASK_CLASSES, expected)))
     assert config["training"]["strategy"] in ("_DefaultDistributionStrategy", "MirroredStrategy")
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert config["metrics"]["file"] == "metrics.json"
