@@ -12,7 +12,7 @@ DOWNLOAD="${DOWNLOAD:-0}"
 OUTPUT_DIR="${OUTPUT_DIR:-$REPO/outputs}"
 NUM_IMAGES="${NUM_IMAGES:-500}"
 RESIZE="${RESIZE:-128}"
-EPOCHS="${EPOCHS:-16}"
+EPOCHS="${EPOCHS:-24}"
 TRAIN_ARGS="${TRAIN_ARGS:-}"
 GPUS="${GPUS:-0}"
 HF_USER="${HF_USER:-}"
@@ -58,7 +58,7 @@ Data and training (both modes):
                           into the run's input directory (skipped for archives already there)
   --num_images N          sample images to make when there is no --input/--download (default: 500)
   --resize S              square side of stored images/masks and of the model input (default: 128)
-  --epochs N              training epochs (default: 16)
+  --epochs N              training epochs (default: 24)
   --train_args "FLAGS"    extra flags for python -m beam_seg.train, e.g. "--base_filters 16 --batch_size 32"
   --gpus N                require N GPUs on this machine for training (checked with nvidia-smi -L) and use
                           GPUs 0..N-1 (default: 0 = whatever TensorFlow finds)

@@ -84,7 +84,8 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
     config = TrainConfig(data_dir=data_dir, output_dir="unused")
     files = input_pipeline.list_shards(data_dir, "train")
     count = input_pipeline.scan_shards(files)
-    norm = input_pipeline.load_normalization(input_pipeline.read_stats(data_dir))
+    stats = input_pipeline.read_stats(data_dir)
+    norm = input_pipeline.load_normalization(stats)
     steps = input_pipeline.steps_for(count, config.batch_size)
     epochs = (bench.input_batches + 3 * bench.train_steps + 20) // steps + 2
 
@@ -92,7 +93,7 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
         return input_pipeline.train_dataset(
             files, num_examples=count, image_size=config.image_size, batch_size=config.batch_size,
             steps_per_epoch=steps, first_epoch=0, epochs=epochs, seed=config.seed,
-            shuffle_buffer=config.shuffle_buffer, augment=config.augment,
+            shuffle_buffer=config.shuffle_buffer, augment=config.augment, min_crop=config.min_crop,
         )  # fmt: skip
 
     # 1. The input pipeline alone (after a short warm-up that fills buffers and autotunes).
@@ -109,7 +110,8 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
     # 2. and 3. The train step, compiled exactly as train.py compiles it, timed in steady state (a callback
     # clocks batches after the first few, so tracing and pipeline start-up are not counted).
     keras.utils.set_random_seed(0)
-    model = train.build_training_model(config, norm, steps_per_epoch=steps)
+    model = train.build_training_model(config, norm, steps_per_epoch=steps,
+                                       class_weights=train.class_weights_for(config, stats))  # fmt: skip
     x, y = next(iter(pipeline()))
 
     class Clock(keras.callbacks.Callback):
