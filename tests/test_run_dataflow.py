@@ -331,8 +331,9 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(repo_copy, loc
 
 def test_gcp_local_training_dry_run_uses_the_gpus_and_waits_for_a_model(repo_copy, gcp_env, tmp_path):
     env = {**gcp_env, "FAKE_GPUS": "2"}
-    proc = run_script(repo_copy, gcp_args(tmp_path, "ci-local-1", "--dry_run", "--stages", "train,publish",
-                                          "--gpus", "2", "--train_args", "--base_filters 16"), env)  # fmt: skip
+    args = gcp_args(tmp_path, "ci-local-1", "--dry_run", "--stages", "train,publish",
+                    "--gpus", "2", "--epochs", "16", "--train_args", "--base_filters 16")  # fmt: skip
+    proc = run_script(repo_copy, args, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = f"gs://{BUCKET}/ci-local-1"
     train = (f"dry run, not run: env CUDA_VISIBLE_DEVICES=0,1 python -m beam_seg.train --data_dir {root}/tfrecords "
