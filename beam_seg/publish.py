@@ -491,7 +491,9 @@ class _Gather(beam.PTransform):
     """All elements as one ``(None, elements)`` group (one GroupByKey: lighter than ``ToList``'s global combine)."""
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return pcoll | "KeyAll" >> beam.Map(lambda element: (None, element)) | "Group" >> beam.GroupByKey()
+        # Declared output types: Beam would otherwise infer them from the lambdas' bytecode at construction.
+        keyed = pcoll | "KeyAll" >> beam.Map(lambda element: (None, element)).with_output_types(tuple[None, Any])
+        return keyed | "Group" >> beam.GroupByKey()
 
 
 class GroupIntoChunks(beam.PTransform):
@@ -510,7 +512,9 @@ class GroupIntoChunks(beam.PTransform):
         self._spread = spread
 
     def expand(self, repos: beam.PCollection) -> beam.PCollection:
-        chunks = repos | "PlanChunks" >> beam.FlatMap(lambda _, chunks: chunks, self._chunks)
+        chunks = repos | "PlanChunks" >> beam.FlatMap(lambda _, chunks: chunks, self._chunks).with_output_types(
+            tuple[int, list[SourceFile]]
+        )
         return chunks | "Spread" >> beam.Reshuffle() if self._spread and len(self._chunks) > 1 else chunks
 
 

@@ -12,6 +12,7 @@ import hashlib
 import math
 import struct
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -108,7 +109,9 @@ class WriteShards(beam.PTransform):
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
-            | "KeyByShard" >> beam.Map(lambda kv, counts: ((kv[0], kv[1][0] % counts[kv[0]]), kv[1]), self._num_shards)
+            | "KeyByShard"
+            >> beam.Map(lambda kv, counts: ((kv[0], kv[1][0] % counts[kv[0]]), kv[1]), self._num_shards)
+            .with_output_types(tuple[tuple[str, int], Any])  # Any: the uint64 hash overflows Beam's int coder.
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShardFiles" >> beam.ParDo(_WriteShardFn(self._temp_dir), self._num_shards)
         )

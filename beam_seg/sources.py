@@ -181,6 +181,16 @@ class _ReadArchiveFn(beam.DoFn):
                         yield from _keyed(member.name, lambda m=member: tar.extractfile(m).read())
 
 
+def listed_item(listed: tuple[str, pets.ListEntry]) -> tuple[str, int, int]:
+    """A listing's ``(split, entry)`` as the plain ``(split, label, species)`` tuple the job passes on.
+
+    Plain tuples of primitives, because Beam's fast coder pickles any other type (a dataclass costs
+    tens of microseconds per element at every stage boundary).
+    """
+    split, entry = listed
+    return split, entry.label, entry.species
+
+
 def read_payload(payload: bytes | str) -> bytes:
     """Returns a file's bytes: ``payload`` itself, or the contents of the path it names."""
     if isinstance(payload, bytes):
@@ -197,7 +207,7 @@ def group_extracted_files(source: PetsInput) -> list[tuple[str, dict[str, list]]
     read later, by the step that decodes them, from the paths.
 
     Returns:
-        ``(key, {"listing": [(split, entry)] or [], "files": [(kind, path or reason), ...]})`` sorted
+        ``(key, {"listing": [(split, label, species)] or [], "files": [(kind, path or reason), ...]})`` sorted
         by key: the same shape :class:`ReadPetsFiles` emits for the archives.
     """
     root = source.root
@@ -208,7 +218,7 @@ def group_extracted_files(source: PetsInput) -> list[tuple[str, dict[str, list]]
             for key, file in _keyed(meta.path, lambda p=meta.path: p):
                 groups.setdefault(key, {"listing": [], "files": []})["files"].append(file)
     for name, listed in (source.listing or {}).items():
-        groups.setdefault(name, {"listing": [], "files": []})["listing"].append(listed)
+        groups.setdefault(name, {"listing": [], "files": []})["listing"].append(listed_item(listed))
     for group in groups.values():
         group["files"].sort()
     logger.info("paired %d image names and junk files in %s", len(groups), root)
@@ -218,7 +228,7 @@ def group_extracted_files(source: PetsInput) -> list[tuple[str, dict[str, list]]
 class ReadPetsFiles(beam.PTransform):
     """Emits every image name with its split-list entry and its files, ``(key, {"listing", "files"})``.
 
-    ``listing`` holds the name's ``(split, entry)`` from the split lists (empty when unlisted);
+    ``listing`` holds the name's ``(split, label, species)`` from the split lists (empty when unlisted);
     ``files`` holds ``(kind, payload)`` pairs with ``kind`` ``"image"`` or ``"trimap"``, whose payload
     is the file's bytes when streamed from an archive (paired by name with a ``CoGroupByKey``), or its
     path in the extracted layout (paired from two folder listings by :func:`group_extracted_files`,
@@ -226,25 +236,38 @@ class ReadPetsFiles(beam.PTransform):
     path, with kind ``"ignored"`` and the reason as payload, so it never pairs with anything.
     """
 
-    def __init__(self, source: PetsInput) -> None:
+    def __init__(self, source: PetsInput, *, redistribute: bool = True) -> None:
+        """Args:
+        source: The located input.
+        redistribute: Spread the extracted layout's file groups over workers before the heavy
+            step (a ``Reshuffle``). Needed wherever more than one worker runs (on Dataflow all the
+            groups would otherwise stay on the worker that listed them); pure overhead for one.
+        """
         super().__init__()
         self._source = source
+        self._redistribute = redistribute
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        # One element, the located input: a Create of thousands of file groups would infer a type
-        # per element and embed them all in the job graph.
-        source = pbegin | "LocatedInput" >> beam.Create([self._source])
+        # One impulse, then the located input as a FlatMap argument: a Create of thousands of file
+        # groups would infer a type per element and embed them all in the job graph.
+        impulse = pbegin | "Start" >> beam.Impulse()
         if self._source.layout == "extracted":
-            return (
-                source
-                | "PairFiles" >> beam.FlatMap(group_extracted_files)
-                | "Redistribute" >> beam.Reshuffle()  # Spread the pairs over workers before the heavy step.
-            )
+            groups = impulse | "PairFiles" >> beam.FlatMap(
+                lambda _, s: group_extracted_files(s), self._source
+            ).with_output_types(tuple[str, dict[str, list]])  # Declared: spares Beam inferring it from bytecode.
+            return groups | "Redistribute" >> beam.Reshuffle() if self._redistribute else groups
         return {
-            "listing": source | "ListedImages" >> beam.FlatMap(lambda s: sorted((s.listing or {}).items())),
+            "listing": impulse
+            | "ListedImages"
+            >> beam.FlatMap(
+                lambda _, s: [(name, listed_item(v)) for name, v in sorted((s.listing or {}).items())], self._source
+            ).with_output_types(tuple[str, tuple[str, int, int]]),
             "files": (
-                source
-                | "ListArchives" >> beam.FlatMap(lambda s: [FileSystems.join(s.root, name) for name in ARCHIVES])
+                impulse
+                | "ListArchives"
+                >> beam.FlatMap(
+                    lambda _, s: [FileSystems.join(s.root, name) for name in ARCHIVES], self._source
+                ).with_output_types(str)
                 | "StreamArchives" >> beam.ParDo(_ReadArchiveFn())
             ),
         } | "PairByName" >> beam.CoGroupByKey()

@@ -153,7 +153,10 @@ class DatasetReportFn(beam.CombineFn):
     def add_input(self, accumulator: DatasetReport, element: tuple) -> DatasetReport:
         kind = element[0]
         if kind == STATS:
-            accumulator.splits.setdefault(element[1], SplitStats()).add(element[2])
+            split = accumulator.splits.get(element[1])
+            if split is None:  # Not setdefault: a fresh SplitStats per record would cost more than adding it.
+                split = accumulator.splits[element[1]] = SplitStats()
+            split.add(element[2])
         elif kind == ERROR:
             accumulator.errors.append(element[1])
         elif kind == IGNORED:

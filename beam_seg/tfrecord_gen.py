@@ -145,7 +145,7 @@ class _PrepareExampleFn(beam.DoFn):
                 yield _ignored(reason)
         self._images_read.inc(len(images))
         if listed:
-            split, entry = listed[0]
+            split, label, species = listed[0]
         elif self._has_lists:
             yield from [_ignored("unlisted_image")] * len(images)
             yield from [_ignored("unlisted_trimap")] * len(trimaps)
@@ -160,6 +160,7 @@ class _PrepareExampleFn(beam.DoFn):
             except ValueError as e:
                 yield _dead_letter(name, split, "pair", "unknown_breed", str(e))
                 return
+            label, species = entry.label, entry.species
         if split == "trainval":
             split = "val" if sharding.is_val(name, self._val_fraction, self._seed) else "train"
         if not images:
@@ -185,8 +186,8 @@ class _PrepareExampleFn(beam.DoFn):
                 height=pair.height,
                 width=pair.width,
                 file_name=name,
-                label=entry.label,
-                species=entry.species,
+                label=label,
+                species=species,
             )
         )
         stats = example_stats(
@@ -214,8 +215,11 @@ class _FinalizeFn(beam.DoFn):
         self._listed = listed
         self._config = config
 
-    def process(self, report: dict, shards: list[dict]) -> Iterator[dict]:
+    def process(self, unused_impulse: bytes, report: dict | None, shards: list[dict]) -> Iterator[dict]:
         out = self._output_dir
+        if report is None:  # Nothing at all was read: the report of an empty input.
+            empty = DatasetReportFn()
+            report = empty.extract_output(empty.create_accumulator())
         split_stats, errors, ignored = report["splits"], report["errors"], report["ignored"]
         records = sum(s["num_examples"] for s in split_stats.values())
         by_reason: dict[str, int] = {}
@@ -264,6 +268,12 @@ class _FinalizeFn(beam.DoFn):
         yield stats
 
 
+def _runs_on_many_workers(options: PipelineOptions) -> bool:
+    """False only for the local default runner given a single worker, where redistributing is pure overhead."""
+    runner = options.view_as(StandardOptions).runner
+    return runner not in (None, LOCAL_RUNNER) or (options.view_as(DirectOptions).direct_num_workers or 1) > 1
+
+
 def _existing_outputs(output_dir: str) -> list[str]:
     patterns = [FileSystems.join(output_dir, f"{split}-*-of-*.tfrecord") for split in SPLITS]
     patterns += [FileSystems.join(output_dir, name) for name in ("errors-*.jsonl", STATS_NAME, SCHEMA_NAME)]
@@ -290,7 +300,7 @@ class BuildTFRecords(beam.PTransform):
         opts = self._options
         prepared = (
             pbegin
-            | "ReadPetsFiles" >> sources.ReadPetsFiles(self._source)
+            | "ReadPetsFiles" >> sources.ReadPetsFiles(self._source, redistribute=_runs_on_many_workers(opts))
             | "PrepareExamples"
             >> beam.ParDo(
                 _PrepareExampleFn(
@@ -301,15 +311,17 @@ class BuildTFRecords(beam.PTransform):
                 )
             ).with_outputs(_REPORT, main="records")
         )
-        report = prepared[_REPORT] | "Report" >> beam.CombineGlobally(DatasetReportFn())
+        # Without defaults: Finalize substitutes the empty report itself (see _FinalizeFn), which
+        # spares the three steps CombineGlobally adds to inject one.
+        report = prepared[_REPORT] | "Report" >> beam.CombineGlobally(DatasetReportFn()).without_defaults()
         num_shards = report | "ShardCounts" >> beam.Map(
             _shard_counts, int(opts.target_shard_mb * 1e6), opts.shards_per_split
         )
         shards = prepared.records | "WriteShards" >> sharding.WriteShards(
             self._temp_dir, beam.pvalue.AsSingleton(num_shards)
         )
-        # The report always holds one element; the shards side input is complete before Finalize runs.
-        return report | "Finalize" >> beam.ParDo(
+        # Side inputs are complete before a consumer runs, so Finalize sees every shard written.
+        return pbegin | "FinalizeAfterAll" >> beam.Impulse() | "Finalize" >> beam.ParDo(
             _FinalizeFn(
                 output_dir=self._output_dir,
                 temp_dir=self._temp_dir,
@@ -322,6 +334,7 @@ class BuildTFRecords(beam.PTransform):
                     "split_seed": opts.split_seed,
                 },
             ),
+            report=beam.pvalue.AsSingleton(report, default_value=None),
             shards=beam.pvalue.AsList(shards),
         )
 

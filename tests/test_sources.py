@@ -53,7 +53,7 @@ def test_group_extracted_files_pairs_every_listed_name_and_keys_junk_by_path(pet
     groups = dict(sources.group_extracted_files(source))
     assert list(groups) == sorted(groups)
     for name in source.listing:  # every listed name appears, with its listing entry
-        assert groups[name]["listing"] == [source.listing[name]]
+        assert groups[name]["listing"] == [sources.listed_item(source.listing[name])]
     paired = [g for g in groups.values() if {k for k, _ in g["files"]} == {sources.IMAGE, sources.TRIMAP}]
     assert paired and all(path.endswith(".png") for g in paired for k, path in g["files"] if k == sources.TRIMAP)
     junk = {key: g for key, g in groups.items() if any(k == sources.IGNORED for k, _ in g["files"])}

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import tarfile
 
 import numpy as np
 import pytest
@@ -270,9 +271,43 @@ def test_finalize_is_safe_to_retry(tmp_path):
     for attempt in range(2):
         if attempt == 0:
             (temp / "t0").write_bytes(b"new shard")
-        (result,) = finalize.process(report, shards=[shard])
+        (result,) = finalize.process(b"", report=report, shards=[shard])
         assert sorted(os.listdir(out)) == [
             "errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json", "train-00000-of-00001.tfrecord"
         ]  # fmt: skip
         assert (out / "train-00000-of-00001.tfrecord").read_bytes() == b"new shard"
         assert result["records"] == 1 and result["listed"] == 1
+
+
+def test_archives_without_any_pets_files_give_an_empty_complete_set(tmp_path):
+    """Nothing reaches the report combine, so Finalize writes the empty report itself."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for archive, folder in (("images.tar.gz", "images"), ("annotations.tar.gz", "annotations/trimaps")):
+        with tarfile.open(src / archive, "w:gz") as tar:
+            info = tarfile.TarInfo(folder)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+    out = str(tmp_path / "out")
+    assert _run(str(src), out) == 0
+    stats = _stats(out)
+    assert stats["records"] == stats["errors"] == stats["listed"] == 0
+    assert stats["shards"] == {"train": [], "val": [], "test": []} and stats["ignored_files"] == {}
+    assert sorted(os.listdir(out)) == ["errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json"]
+
+
+@pytest.mark.parametrize(
+    ("args", "redistributed"),
+    [
+        (IN_MEMORY, False),  # One local worker: a Reshuffle would only cost time.
+        (["--direct_running_mode=multi_threading", "--direct_num_workers=2"], True),
+    ],
+)
+def test_file_groups_are_redistributed_wherever_several_workers_run(pets_dir, tmp_path, args, redistributed):
+    argv = ["--input", pets_dir.root, "--input_layout", "extracted", "--output_dir", str(tmp_path), *args]
+    pipeline, _ = tfrecord_gen.build_pipeline(argv)
+    labels = {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
+    assert any(label.endswith("ReadPetsFiles/Redistribute") for label in labels) == redistributed
+    # On Dataflow (and any other runner) always: one worker would otherwise do all the work.
+    remote = tfrecord_gen.make_pipeline_options(["--runner", "DataflowRunner", "--direct_num_workers=1"])
+    assert tfrecord_gen._runs_on_many_workers(remote)
