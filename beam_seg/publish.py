@@ -424,6 +424,8 @@ class _UploadChunksFn(beam.DoFn):
             yield beam.transforms.window.GlobalWindows.windowed_value(result)
 
     def teardown(self) -> None:
+        for starter in self._starters:  # If no chunk came (e.g. the repos failed), let the barrier complete first.
+            starter.join()
         for pool in (self._pool, self._transfers):
             pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self._staging, ignore_errors=True)

@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -631,3 +632,13 @@ def test_dataflow_needs_gcs_paths(model_dir, caplog):
     argv = ["--model_dir", str(model_dir), "--model_repo", MODEL_REPO, "--runner", "DataflowRunner"]
     assert publish.run(argv) == 2
     assert "must be gs:// with --runner DataflowRunner" in caplog.text
+
+
+def test_upload_pools_start_in_the_background_and_shut_down_without_work():
+    """The upload DoFn's pools start their threads off the critical path; teardown with no chunk must not hang."""
+    pool, starter = publish._starting_pool(8, "bg-start-test")
+    starter.join(timeout=30)
+    assert not starter.is_alive()
+    assert sum(t.name.startswith("bg-start-test") for t in threading.enumerate()) == 8  # All started.
+    assert pool.submit(lambda: 41 + 1).result(timeout=30) == 42
+    pool.shutdown(wait=True, cancel_futures=True)
