@@ -7,9 +7,9 @@ Usage::
 
 A Beam job (DirectRunner locally; DataflowRunner with a ``gs://`` model directory):
 
-1. ``CreateRepos``: the model repo (and Space) with ``exist_ok=True``; any other error stops the run.
-2. ``GroupIntoChunks`` (the listed files, about ``--chunk_size_mb`` each, fanned out once the repos exist) →
-   ``UploadChunks``: each worker builds one ``HfApi`` and its thread pools in ``setup()``, hashes each file once and
+1. The driver creates the model repo (and the Space) with ``exist_ok=True`` while it builds the job, so a bad
+   token or a missing write permission stops the run before any worker starts; any other error stops it too.
+2. ``GroupIntoChunks`` (the listed files, about ``--chunk_size_mb`` each) → ``UploadChunks``: each worker builds one ``HfApi`` and its thread pools in ``setup()``, hashes each file once and
    sends the LFS content of its chunks concurrently (:func:`beam_seg.hub.upload_lfs_files`: the client's LFS batch
    call skips objects already on the Hub; a file the Hub wants in parts goes up in parallel parts).
 3. ``CommitVersion`` (fan-in): ONE commit on ``main`` carrying every file of the training output directory plus
@@ -183,7 +183,8 @@ class SourceFile:
 
 @dataclasses.dataclass(frozen=True)
 class PublishPlan:
-    """Everything decided on the driver before any network call; shipped to the workers (no token in it)."""
+    """Everything decided on the driver; shipped to the workers (no token in it). ``repos`` is set once the driver
+    has created the repositories (``None`` in a job graph built without network, :func:`build_pipeline`)."""
 
     model_repo: str
     space_repo: str | None
@@ -206,6 +207,20 @@ class PublishPlan:
     plan_seconds: float
     retry: hub.RetryPolicy
     token_secret: str | None = None
+    repos: CreatedRepos | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatedRepos:
+    """The repositories the driver created (or found) before launching the job.
+
+    Attributes:
+        urls: ``{"model": url}``, plus ``"space"`` when a Space is deployed.
+        seconds: Time the creation took.
+    """
+
+    urls: dict[str, str]
+    seconds: float
 
 
 # --------------------------------------------------------------------------------------------- pure helpers
@@ -332,23 +347,19 @@ def _worker_api(plan: PublishPlan) -> HfApi:
     return hub.make_api(endpoint=plan.endpoint)
 
 
-class _CreateReposFn(beam.DoFn):
-    """Creates the model repo and the Space if needed (runs once, before any upload)."""
+def create_repos(api: HfApi, plan: PublishPlan) -> CreatedRepos:
+    """Creates the model repo and the Space (concurrently) unless they exist; any other error is raised.
 
-    def __init__(self, plan: PublishPlan) -> None:
-        self._plan = plan
-
-    def setup(self) -> None:
-        self._api = _worker_api(self._plan)
-
-    def process(self, _: object) -> Iterator[dict[str, Any]]:
-        plan = self._plan
-        started = time.time()
-        urls = {"model": hub.ensure_repo(self._api, repo_id=plan.model_repo, private=plan.private, policy=plan.retry)}
-        if plan.space_repo:
-            urls["space"] = hub.ensure_repo(self._api, repo_id=plan.space_repo, repo_type="space",
-                                            private=plan.private, policy=plan.retry)  # fmt: skip
-        yield {"urls": urls, "seconds": time.time() - started}
+    Raises:
+        HubError: One line naming the repo (bad token, no write access, network...).
+    """
+    started = time.time()
+    wanted = {"model": plan.model_repo, **({"space": plan.space_repo} if plan.space_repo else {})}
+    with concurrent.futures.ThreadPoolExecutor(len(wanted), thread_name_prefix="create-repo") as pool:
+        futures = {kind: pool.submit(hub.ensure_repo, api, repo_id=repo_id, repo_type=kind, private=plan.private,
+                                     policy=plan.retry)
+                   for kind, repo_id in wanted.items()}  # fmt: skip
+    return CreatedRepos({kind: future.result() for kind, future in futures.items()}, time.time() - started)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,24 +370,18 @@ class _ChunkResult:
     files: tuple[hub.LocalFile, ...]
 
 
-def _starting_pool(workers: int, name: str) -> tuple[concurrent.futures.ThreadPoolExecutor, threading.Thread]:
-    """A thread pool whose threads are all being started, in the background; returns it and the starter thread.
+def _started_pool(workers: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
+    """A thread pool whose ``workers`` threads are all running (idle) when it is returned.
 
-    ``ThreadPoolExecutor`` starts a thread per submission until it is full, and each start waits for the new
-    thread to run: done lazily, the last chunks of a bundle would start late, behind the hashing threads. Started
-    in the background, the ~0.5 ms per thread overlaps the bundle's first network round trip (creating the repos)
-    instead of delaying it. Join the starter before submitting work: a task queued among the barrier's would take
-    a thread the barrier waits for.
+    ``ThreadPoolExecutor`` starts a thread per submission until it is full, and each start waits for the new thread
+    to take the GIL: done lazily, while the chunks hash and send, the last transfers of a bundle would start up to
+    tenths of a second late. Started up front, in ``setup``, the ~0.5 ms per thread is paid once per worker, before
+    any work competes for the GIL.
     """
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=name)
-
-    def start_all() -> None:
-        barrier = threading.Barrier(workers)
-        concurrent.futures.wait([pool.submit(barrier.wait) for _ in range(workers)])  # All started: none was idle.
-
-    starter = threading.Thread(target=start_all, name=f"{name}-starter", daemon=True)
-    starter.start()
-    return pool, starter
+    barrier = threading.Barrier(workers)
+    concurrent.futures.wait([pool.submit(barrier.wait) for _ in range(workers)])  # All started: none was idle.
+    return pool
 
 
 class _UploadChunksFn(beam.DoFn):
@@ -384,7 +389,7 @@ class _UploadChunksFn(beam.DoFn):
 
     ``process`` hands each chunk to a per-worker pool and ``finish_bundle`` waits for all of them, so a bundle's
     chunks hash and upload at the same time; the transfers (files, or the parts of a multipart file) share a second
-    pool of ``parallel_chunks x upload_threads`` threads. Both pools start from ``setup``. Idempotent: content already
+    pool of ``parallel_chunks x upload_threads`` threads. Both pools start their threads in ``setup``. Idempotent: content already
     on the Hub is skipped by the LFS batch call, so a retried bundle re-sends nothing that arrived.
     """
 
@@ -397,9 +402,8 @@ class _UploadChunksFn(beam.DoFn):
         plan = self._plan
         self._api = _worker_api(plan)
         self._xet = hub.xet_enabled()  # Then the client's own Xet transfer (chunked, parallel) is used instead.
-        self._pool, chunk_starter = _starting_pool(plan.parallel_chunks, "upload")
-        self._transfers, transfer_starter = _starting_pool(plan.parallel_chunks * plan.upload_threads, "transfer")
-        self._starters = (chunk_starter, transfer_starter)
+        self._pool = _started_pool(plan.parallel_chunks, "upload")
+        self._transfers = None if self._xet else _started_pool(plan.parallel_chunks * plan.upload_threads, "transfer")
         # As many chunks hash at a time as there are cores: the first (largest) chunks start uploading early,
         # instead of every chunk finishing its hashing late.
         self._hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
@@ -410,8 +414,6 @@ class _UploadChunksFn(beam.DoFn):
 
     def process(self, element: tuple[int, list[SourceFile]]) -> None:
         index, chunk = element
-        for starter in self._starters:  # Done by now (the repos took a round trip): no work queues behind them.
-            starter.join()
         self._pending.append(self._pool.submit(self._upload, index, chunk))
 
     def finish_bundle(self) -> Iterator[beam.utils.windowed_value.WindowedValue]:
@@ -424,10 +426,9 @@ class _UploadChunksFn(beam.DoFn):
             yield beam.transforms.window.GlobalWindows.windowed_value(result)
 
     def teardown(self) -> None:
-        for starter in self._starters:  # If no chunk came (e.g. the repos failed), let the barrier complete first.
-            starter.join()
         for pool in (self._pool, self._transfers):
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def _upload(self, index: int, chunk: list[SourceFile]) -> _ChunkResult:
@@ -443,6 +444,7 @@ class _UploadChunksFn(beam.DoFn):
         if self._xet:
             hub.preupload_files(self._api, repo_id=plan.model_repo, files=lfs, content=content)
         else:
+            assert self._transfers is not None
             hub.upload_lfs_files(self._api, repo_id=plan.model_repo, files=lfs, content=content,
                                  executor=self._transfers)  # fmt: skip
         logger.info("chunk %d: %d files, %.1f MB in %.1fs", index, len(files), sum(f.size for f in files) / 1e6,
@@ -463,7 +465,7 @@ class _CommitVersionFn(beam.DoFn):
     def teardown(self) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
 
-    def process(self, group: tuple[None, Iterable[_ChunkResult]], repos: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def process(self, group: tuple[None, Iterable[_ChunkResult]]) -> Iterator[dict[str, Any]]:
         plan = self._plan
         chunks = list(group[1])
         files = sorted((f for c in chunks for f in c.files), key=lambda f: f.path_in_repo)
@@ -472,7 +474,7 @@ class _CommitVersionFn(beam.DoFn):
                                      read_ahead=not _is_remote(plan.model_dir or ""))  # fmt: skip
         logger.info("model %s version %s -> %s (%s)", plan.model_repo, plan.version, result.sha[:12],
                     "reused" if result.reused else "new commit")  # fmt: skip
-        yield _pushed_manifest(plan, files, result, chunks=chunks, repos=repos)
+        yield _pushed_manifest(plan, files, result, chunks=chunks)
 
 
 class _PushSpaceFn(beam.DoFn):
@@ -510,13 +512,11 @@ class _Gather(beam.PTransform):
 
 
 class GroupIntoChunks(beam.PTransform):
-    """One element (the created repositories) → ``(index, [files])`` chunks of about ``chunk_bytes``.
+    """PBegin → ``(index, [files])`` chunks of about ``chunk_bytes``.
 
     The chunks are planned from the listing made on the driver (the plan needs it anyway for the model card and
-    the gate), which spares the job a global gather of the file list. They fan out of the repositories' element,
-    so no upload starts before the repositories exist, without a stage boundary in between; a reshuffle then
-    spreads them over the workers (``spread=False`` skips it for a single local worker, which runs a bundle's
-    chunks concurrently anyway).
+    the gate), which spares the job a global gather of the file list. A reshuffle spreads them over the workers
+    (``spread=False`` skips it for a single local worker, which runs a bundle's chunks concurrently anyway).
     """
 
     def __init__(self, files: Sequence[SourceFile], chunk_bytes: int, *, spread: bool = True) -> None:
@@ -524,15 +524,22 @@ class GroupIntoChunks(beam.PTransform):
         self._chunks = list(enumerate(plan_chunks(files, chunk_bytes)))
         self._spread = spread
 
-    def expand(self, repos: beam.PCollection) -> beam.PCollection:
-        chunks = repos | "PlanChunks" >> beam.FlatMap(lambda _, chunks: chunks, self._chunks).with_output_types(
-            tuple[int, list[SourceFile]]
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        chunks = (
+            pbegin
+            | "Start" >> beam.Impulse()
+            | "PlanChunks" >> beam.FlatMap(lambda _, chunks: chunks, self._chunks).with_output_types(
+                tuple[int, list[SourceFile]]
+            )
         )
         return chunks | "Spread" >> beam.Reshuffle() if self._spread and len(self._chunks) > 1 else chunks
 
 
 class PublishModel(beam.PTransform):
-    """The whole job as one transform: PBegin → the manifest path, once the version and the Space are pushed."""
+    """The whole job as one transform: PBegin → the manifest path, once the version and the Space are pushed.
+
+    The repositories must exist (:func:`create_repos`, which :func:`run` calls on the driver).
+    """
 
     def __init__(self, plan: PublishPlan) -> None:
         super().__init__()
@@ -540,19 +547,14 @@ class PublishModel(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         plan = self._plan
-        repos = (
-            pbegin
-            | "CreateRepos" >> beam.Impulse()  # One element: the repos are the plan's.
-            | "EnsureRepos" >> beam.ParDo(_CreateReposFn(plan))
-        )
         # One local worker uploads a bundle's chunks concurrently anyway; a reshuffle only helps remote workers.
         spread = not _is_local_runner(plan.runner)
         published = (
-            repos
+            pbegin
             | "GroupIntoChunks" >> GroupIntoChunks(plan.files, plan.chunk_bytes, spread=spread)
             | "UploadChunks" >> beam.ParDo(_UploadChunksFn(plan))
             | "CollectUploads" >> _Gather()
-            | "CommitVersion" >> beam.ParDo(_CommitVersionFn(plan), repos=beam.pvalue.AsSingleton(repos))
+            | "CommitVersion" >> beam.ParDo(_CommitVersionFn(plan))
         )
         if plan.space_repo:
             published = published | "PushSpace" >> beam.ParDo(_PushSpaceFn(plan))
@@ -615,7 +617,6 @@ def _pushed_manifest(
     result: hub.VersionCommit,
     *,
     chunks: Sequence[_ChunkResult],
-    repos: dict[str, Any],
 ) -> dict[str, Any]:
     """The manifest of a pushed version (the Space entry and the end time are added downstream)."""
     changed = set(result.tree.changed) if result.tree else set()
@@ -631,13 +632,13 @@ def _pushed_manifest(
     doc["totals"] = manifest.totals(doc["files"])
     base = plan.endpoint.rstrip("/")
     doc["model"].update(
-        url=repos["urls"]["model"], commit_sha=result.sha, branch=plan.version, tag=plan.version,
+        url=plan.repos.urls["model"] if plan.repos else hub.repo_url(plan.endpoint, plan.model_repo), commit_sha=result.sha, branch=plan.version, tag=plan.version,
         commit_url=f"{base}/{plan.model_repo}/commit/{result.sha}",
         version_url=f"{base}/{plan.model_repo}/tree/{plan.version}",
         commits_created=result.tree.commits_created if result.tree else 0, reused_commit=result.reused,
     )  # fmt: skip
     doc["durations_s"].update(
-        create_repos=round(repos["seconds"], 3),
+        create_repos=round(plan.repos.seconds, 3) if plan.repos else None,
         upload=round(max(c.finished for c in chunks) - min(c.started for c in chunks), 3),
         commit=round(result.commit_seconds, 3),
         refs=round(result.refs_seconds, 3),
@@ -847,6 +848,9 @@ def prepare(argv: Sequence[str]) -> tuple[PipelineOptions, PublishPlan]:
 def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, PublishPlan]:
     """Validates the arguments, reads the model directory and returns the constructed (not yet run) pipeline.
 
+    No network: the repositories are not created (:func:`run` creates them on the driver before it builds and
+    launches the same job), so the plan's ``repos`` is ``None``.
+
     Raises:
         ValueError, FileNotFoundError: see :func:`prepare`.
     """
@@ -975,7 +979,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         if plan.rollback:
             return _rollback(plan)
-        pipeline = beam.Pipeline(options=options)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="create-repos") as pool:
+            created = pool.submit(create_repos, hub.make_api(endpoint=plan.endpoint), plan)
+            pipeline = beam.Pipeline(options=options)  # Meanwhile: the round trip overlaps the job's construction.
+            plan = dataclasses.replace(plan, repos=created.result())
         _ = pipeline | "PublishModel" >> PublishModel(plan)
         pipeline.run().wait_until_finish()
     except Exception as e:  # noqa: BLE001 - every failure ends as one line + a failed manifest.

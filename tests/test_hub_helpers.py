@@ -137,7 +137,7 @@ def test_one_line_finds_the_hub_error_behind_beams_wrapping():
         try:
             raise inner
         except hub.HubError as e:
-            raise RuntimeError(f"{e} [while running 'PublishModel/EnsureRepos']") from e
+            raise RuntimeError(f"{e} [while running 'PublishModel/UploadChunks']") from e
     except RuntimeError as outer:
         assert hub.one_line(outer) == str(inner)
     assert hub.one_line(ValueError("first\nsecond [while running 'X']")) == "first"

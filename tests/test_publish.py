@@ -436,9 +436,15 @@ def _error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_auth_errors_are_one_line_naming_the_repo_without_the_token(
     hub_env, model_dir, app_dir, monkeypatch, caplog, capsys, status, token
 ):
+    import apache_beam as beam
+
     hub_env.add_user("someone-else", "hf_other_users_token_0123456789")
     monkeypatch.setenv("HF_TOKEN", token)
+    launched: list[object] = []  # A spy: the real run() still runs if it is called.
+    run_job = beam.Pipeline.run
+    monkeypatch.setattr(beam.Pipeline, "run", lambda self, *a, **k: launched.append(self) or run_job(self, *a, **k))
     assert publish.run(_argv(model_dir, app_dir=app_dir)) == 1
+    assert not launched  # The driver creates the repos: a bad token stops the run before any job starts.
     (line,) = _error_lines(caplog)
     assert f"HTTP {status}" in line and MODEL_REPO in line and "\n" not in line
     out = capsys.readouterr()
@@ -562,10 +568,11 @@ def test_build_pipeline_needs_no_network(model_dir, app_dir, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
     pipeline, plan = publish.build_pipeline(_argv(model_dir, app_dir=app_dir))
     labels = {t.full_label.split("/")[-1] for t in pipeline.transforms_stack[0].parts[0].parts}
-    assert {"CreateRepos", "GroupIntoChunks", "UploadChunks", "CommitVersion", "PushSpace",
+    assert {"GroupIntoChunks", "UploadChunks", "CommitVersion", "PushSpace",
             "WriteManifest"} <= labels  # fmt: skip
     assert plan.version == "v1" and plan.blessing.blessed and "README.md" in {f.path_in_repo for f in plan.files}
     assert not any(f.path_in_repo.startswith("checkpoints/") for f in plan.files)
+    assert plan.repos is None  # Created by run() on the driver, not here.
 
 
 def test_default_version_is_a_utc_timestamp():
@@ -634,11 +641,9 @@ def test_dataflow_needs_gcs_paths(model_dir, caplog):
     assert "must be gs:// with --runner DataflowRunner" in caplog.text
 
 
-def test_upload_pools_start_in_the_background_and_shut_down_without_work():
-    """The upload DoFn's pools start their threads off the critical path; teardown with no chunk must not hang."""
-    pool, starter = publish._starting_pool(8, "bg-start-test")
-    starter.join(timeout=30)
-    assert not starter.is_alive()
-    assert sum(t.name.startswith("bg-start-test") for t in threading.enumerate()) == 8  # All started.
+def test_upload_pools_start_every_thread_up_front():
+    """The upload DoFn's pools run all their threads when setup() returns (none starts later, under load)."""
+    pool = publish._started_pool(8, "start-test")
+    assert sum(t.name.startswith("start-test") for t in threading.enumerate()) == 8
     assert pool.submit(lambda: 41 + 1).result(timeout=30) == 42
     pool.shutdown(wait=True, cancel_futures=True)
