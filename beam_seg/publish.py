@@ -9,9 +9,10 @@ A Beam job (DirectRunner locally; DataflowRunner with a ``gs://`` model director
 
 1. The driver creates the model repo (and the Space) with ``exist_ok=True`` while it builds the job, so a bad
    token or a missing write permission stops the run before any worker starts; any other error stops it too.
-2. ``GroupIntoChunks`` (the listed files, about ``--chunk_size_mb`` each) → ``UploadChunks``: each worker builds one ``HfApi`` and its thread pools in ``setup()``, hashes each file once and
-   sends the LFS content of its chunks concurrently (:func:`beam_seg.hub.upload_lfs_files`: the client's LFS batch
-   call skips objects already on the Hub; a file the Hub wants in parts goes up in parallel parts).
+2. ``GroupIntoChunks`` (the listed files, about ``--chunk_size_mb`` each) → ``UploadChunks``: each worker builds
+   one ``HfApi`` and its thread pools in ``setup()``, hashes each file once and sends the LFS content of its chunks
+   concurrently (:func:`beam_seg.hub.upload_lfs_files`: the client's LFS batch call skips objects already on the
+   Hub; a file the Hub wants in parts goes up in parallel parts).
 3. ``CommitVersion`` (fan-in): ONE commit on ``main`` carrying every file of the training output directory plus
    the model card (``checkpoints/`` excluded), made exact (stale files deleted) and split only above the Hub's
    per-commit limit (:data:`beam_seg.hub.MAX_FILES_PER_COMMIT`); then a tag AND a branch named ``--version``.
@@ -389,8 +390,8 @@ class _UploadChunksFn(beam.DoFn):
 
     ``process`` hands each chunk to a per-worker pool and ``finish_bundle`` waits for all of them, so a bundle's
     chunks hash and upload at the same time; the transfers (files, or the parts of a multipart file) share a second
-    pool of ``parallel_chunks x upload_threads`` threads. Both pools start their threads in ``setup``. Idempotent: content already
-    on the Hub is skipped by the LFS batch call, so a retried bundle re-sends nothing that arrived.
+    pool of ``parallel_chunks x upload_threads`` threads. Both pools start their threads in ``setup``. Idempotent:
+    content already on the Hub is skipped by the LFS batch call, so a retried bundle re-sends nothing that arrived.
     """
 
     def __init__(self, plan: PublishPlan) -> None:
@@ -632,7 +633,8 @@ def _pushed_manifest(
     doc["totals"] = manifest.totals(doc["files"])
     base = plan.endpoint.rstrip("/")
     doc["model"].update(
-        url=plan.repos.urls["model"] if plan.repos else hub.repo_url(plan.endpoint, plan.model_repo), commit_sha=result.sha, branch=plan.version, tag=plan.version,
+        url=plan.repos.urls["model"] if plan.repos else hub.repo_url(plan.endpoint, plan.model_repo),
+        commit_sha=result.sha, branch=plan.version, tag=plan.version,
         commit_url=f"{base}/{plan.model_repo}/commit/{result.sha}",
         version_url=f"{base}/{plan.model_repo}/tree/{plan.version}",
         commits_created=result.tree.commits_created if result.tree else 0, reused_commit=result.reused,

@@ -21,7 +21,8 @@ client, server and the whole host is recorded, so that other work on the host sh
 client sends the parts one after another, publish in parallel). Both clients get one tiny warm-up run first
 (imports, HTTP client, Beam start-up are one-time costs of the process; the cold tiny publish is reported too).
 Each round uses fresh repositories and alternates which upload goes first; the median of ``--repeats`` rounds is
-reported.
+reported (the target is checked on the ratio of the medians), with each round's own ratio and the best runs' ratio
+beside it: the host is a shared VM whose slow spells last minutes.
 
 Targets: (b) <= 0.5 x (a) wall time; (c) and (d) upload 0 LFS bytes (``server.bytes_uploaded``).
 Prints a table and writes JSON. Usage::
@@ -177,6 +178,13 @@ def _measure(name: str, server: RemoteHub, fn: Callable[[], Any]) -> dict[str, A
     return {"run": name, "seconds": round(seconds, 3), **stats, **cpu, **extra}
 
 
+def _paired_ratios(samples: list[dict[str, Any]]) -> list[float]:
+    """publish / upload_folder wall time of each round."""
+    seconds = {(r["round"], r["run"]): r["seconds"] for r in samples}
+    rounds = sorted({r["round"] for r in samples})
+    return [seconds[(i, "publish")] / seconds[(i, "upload_folder")] for i in rounds]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--total_mb", type=float, default=200.0, help="Model size (default: %(default)s).")
@@ -269,12 +277,18 @@ def main(argv: list[str] | None = None) -> int:
 
     by_name = {r["run"]: r for r in results}
     ratio = by_name["publish"]["seconds"] / by_name["upload_folder"]["seconds"]
+    # Each round's own ratio (its two uploads ran back to back), and the best runs': a slow spell of the host
+    # (other tenants of the VM) then weighs on both sides of a ratio instead of on one median.
+    per_round = sorted(_paired_ratios(samples))
+    best = by_name["publish"]["seconds_all"][0] / by_name["upload_folder"]["seconds_all"][0]
     report = {
         "config": {**vars(args), "files": len(sizes), "total_bytes": sum(sizes.values()),
                    "cpu_count": os.cpu_count()},  # fmt: skip
         "results": results,
         "cold_start": cold,
         "publish_over_upload_folder": round(ratio, 3),
+        "publish_over_upload_folder_per_round": [round(r, 3) for r in per_round],
+        "publish_over_upload_folder_best_runs": round(best, 3),
         "targets": {
             "publish_at_most_half_of_upload_folder": ratio <= 0.5,
             "republish_uploads_no_lfs_bytes": by_name["republish_same_version"]["lfs_bytes_uploaded_max"] == 0
@@ -296,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{by_name['publish']['pipeline']}")  # fmt: skip
     print(f"(first, cold publish of a 0.05 MB model in this process: {cold['seconds']:.2f} s, excluded above; "
           f"host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")  # fmt: skip
-    print(f"\npublish / upload_folder = {ratio:.2f} (target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}); "
+    print(f"\npublish / upload_folder: per round {', '.join(f'{r:.2f}' for r in per_round)} (median "
+          f"{per_round[len(per_round) // 2]:.2f}); best runs {best:.2f}")  # fmt: skip
+    print(f"publish / upload_folder = {ratio:.2f} (medians; target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}); "
           f"re-publish LFS bytes = {by_name['republish_same_version']['lfs_bytes_uploaded_max']} / "
           f"{by_name['republish_new_version']['lfs_bytes_uploaded_max']} (target 0)")  # fmt: skip
     os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
