@@ -58,7 +58,16 @@ from beam_seg.tfrecord_gen import configure_logging, make_pipeline_options
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-__all__ = ["PublishModel", "PublishOptions", "PublishPlan", "build_pipeline", "plan_chunks", "run"]
+__all__ = [
+    "CreatedRepos",
+    "PublishModel",
+    "PublishOptions",
+    "PublishPlan",
+    "build_pipeline",
+    "create_repos",
+    "plan_chunks",
+    "run",
+]
 
 logger = logging.getLogger(__name__)
 
