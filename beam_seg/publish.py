@@ -44,12 +44,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.utils import shared
 
 from beam_seg import export, hub, manifest, model_card, space
 from beam_seg.options import OutputOptions
@@ -132,14 +133,16 @@ class PublishOptions(PipelineOptions):
             "--upload_threads",
             type=int,
             default=4,
-            help="Transfers (files, or parts of a file the Hub wants in parts) per chunk: a worker runs up to "
-            "parallel_chunks x upload_threads at a time (defaults tuned with bench/publish.py; default: %(default)s).",
+            help="Transfers (files, or parts of a file the Hub wants in parts) per chunk: a worker process runs up "
+            "to parallel_chunks x upload_threads at a time (defaults tuned with bench/publish.py; default: "
+            "%(default)s).",
         )
         parser.add_argument(
             "--parallel_chunks",
             type=int,
             default=16,
-            help="Chunks one worker uploads concurrently within a bundle (default: %(default)s).",
+            help="Chunks a worker process uploads at the same time, whatever its number of bundles or harness "
+            "threads (default: %(default)s).",
         )
         parser.add_argument(
             "--publish_dry_run",
@@ -193,8 +196,7 @@ class SourceFile:
 
 @dataclasses.dataclass(frozen=True)
 class PublishPlan:
-    """Everything decided on the driver; shipped to the workers (no token in it). ``repos`` is set once the driver
-    has created the repositories (``None`` in a job graph built without network, :func:`build_pipeline`)."""
+    """Everything decided on the driver; shipped to the workers (no token in it)."""
 
     model_repo: str
     space_repo: str | None
@@ -217,7 +219,6 @@ class PublishPlan:
     plan_seconds: float
     retry: hub.RetryPolicy
     token_secret: str | None = None
-    repos: CreatedRepos | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,8 +386,7 @@ def _started_pool(workers: int, name: str) -> concurrent.futures.ThreadPoolExecu
 
     ``ThreadPoolExecutor`` starts a thread per submission until it is full, and each start waits for the new thread
     to take the GIL: done lazily, while the chunks hash and send, the last transfers of a bundle would start up to
-    tenths of a second late. Started up front, in ``setup``, the ~0.5 ms per thread is paid once per worker, before
-    any work competes for the GIL.
+    tenths of a second late. Started up front, the ~0.5 ms per thread is paid before any work competes for the GIL.
     """
     pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=name)
     barrier = threading.Barrier(workers)
@@ -394,13 +394,53 @@ def _started_pool(workers: int, name: str) -> concurrent.futures.ThreadPoolExecu
     return pool
 
 
+@dataclasses.dataclass(eq=False)
+class _UploadPools:
+    """The threads of one worker process's uploads, shared by all its upload DoFns (see :func:`_upload_pools`).
+
+    Attributes:
+        chunks: Runs whole chunks (hash, LFS batch call, wait for the transfers): ``parallel_chunks`` threads.
+        transfers: Runs the transfers (files, or parts of a file): ``parallel_chunks x upload_threads`` threads;
+            ``None`` when the client uploads through Xet itself.
+        hashing: Lets as many chunks hash at a time as the process has cores, so the first (largest) chunks start
+            uploading early instead of every chunk finishing its hashing late.
+    """
+
+    chunks: concurrent.futures.ThreadPoolExecutor
+    transfers: concurrent.futures.ThreadPoolExecutor | None
+    hashing: threading.BoundedSemaphore
+
+
+# One handle per worker process (Beam's per-process cache for DoFn resources): a Dataflow worker runs a DoFn
+# instance per harness thread, and per-instance pools would multiply its threads (and its parallel transfers) by
+# their number; one process that publishes again reuses the threads instead of starting ~80 more.
+_UPLOAD_POOLS = shared.Shared()
+
+
+def _upload_pools(parallel_chunks: int, upload_threads: int, *, xet: bool) -> _UploadPools:
+    """This process's upload pools for these settings, started on first use (all their threads running).
+
+    Idle pools are kept for the process's next job (they hold no connection or file); other settings replace them,
+    and the threads of pools no DoFn holds any more exit once they are garbage-collected.
+    """
+
+    def start() -> _UploadPools:
+        return _UploadPools(
+            _started_pool(parallel_chunks, "upload"),
+            None if xet else _started_pool(parallel_chunks * upload_threads, "transfer"),
+            threading.BoundedSemaphore(os.cpu_count() or 1),
+        )
+
+    return _UPLOAD_POOLS.acquire(start, tag=(parallel_chunks, upload_threads, xet))
+
+
 class _UploadChunksFn(beam.DoFn):
     """Hashes the files of each chunk and uploads their LFS content; a bundle's chunks run concurrently.
 
-    ``process`` hands each chunk to a per-worker pool and ``finish_bundle`` waits for all of them, so a bundle's
-    chunks hash and upload at the same time; the transfers (files, or the parts of a multipart file) share a second
-    pool of ``parallel_chunks x upload_threads`` threads. Both pools start their threads in ``setup``. Idempotent:
-    content already on the Hub is skipped by the LFS batch call, so a retried bundle re-sends nothing that arrived.
+    ``process`` hands each chunk to the worker process's chunk pool and ``finish_bundle`` waits for all of them,
+    so a bundle's chunks hash and upload at the same time; the transfers (files, or the parts of a multipart file)
+    share the transfer pool (:func:`_upload_pools`). Idempotent: content already on the Hub is skipped by the LFS
+    batch call, so a retried bundle re-sends nothing that arrived.
     """
 
     def __init__(self, plan: PublishPlan) -> None:
@@ -412,11 +452,7 @@ class _UploadChunksFn(beam.DoFn):
         plan = self._plan
         self._api = _worker_api(plan)
         self._xet = hub.xet_enabled()  # Then the client's own Xet transfer (chunked, parallel) is used instead.
-        self._pool = _started_pool(plan.parallel_chunks, "upload")
-        self._transfers = None if self._xet else _started_pool(plan.parallel_chunks * plan.upload_threads, "transfer")
-        # As many chunks hash at a time as there are cores: the first (largest) chunks start uploading early,
-        # instead of every chunk finishing its hashing late.
-        self._hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
+        self._pools = _upload_pools(plan.parallel_chunks, plan.upload_threads, xet=self._xet)
         self._staging = tempfile.mkdtemp(prefix="beam_seg-publish-")
 
     def start_bundle(self) -> None:
@@ -424,7 +460,7 @@ class _UploadChunksFn(beam.DoFn):
 
     def process(self, element: tuple[int, list[SourceFile]]) -> None:
         index, chunk = element
-        self._pending.append(self._pool.submit(self._upload, index, chunk))
+        self._pending.append(self._pools.chunks.submit(self._upload, index, chunk))
 
     def finish_bundle(self) -> Iterator[beam.utils.windowed_value.WindowedValue]:
         concurrent.futures.wait(self._pending)
@@ -436,16 +472,13 @@ class _UploadChunksFn(beam.DoFn):
             yield beam.transforms.window.GlobalWindows.windowed_value(result)
 
     def teardown(self) -> None:
-        for pool in (self._pool, self._transfers):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(self._staging, ignore_errors=True)
+        shutil.rmtree(self._staging, ignore_errors=True)  # The pools are the process's (idle now), not ours.
 
     def _upload(self, index: int, chunk: list[SourceFile]) -> _ChunkResult:
         plan = self._plan
         started = time.time()
         bodies = [_content(source, self._staging) for source in chunk]  # Remote files are staged first.
-        with self._hashing:
+        with self._pools.hashing:
             files = [hub.local_file(source.path_in_repo, body, source=source.uri or None,
                                     lfs_expected=source.lfs_predicted)
                      for source, body in zip(chunk, bodies)]  # fmt: skip
@@ -454,9 +487,9 @@ class _UploadChunksFn(beam.DoFn):
         if self._xet:
             hub.preupload_files(self._api, repo_id=plan.model_repo, files=lfs, content=content)
         else:
-            assert self._transfers is not None
+            assert self._pools.transfers is not None
             hub.upload_lfs_files(self._api, repo_id=plan.model_repo, files=lfs, content=content,
-                                 executor=self._transfers)  # fmt: skip
+                                 executor=self._pools.transfers)  # fmt: skip
         logger.info("chunk %d: %d files, %.1f MB in %.1fs", index, len(files), sum(f.size for f in files) / 1e6,
                     time.time() - started)  # fmt: skip
         return _ChunkResult(index, started, time.time(), tuple(files))
@@ -503,12 +536,19 @@ class _PushSpaceFn(beam.DoFn):
 
 
 class _WriteManifestFn(beam.DoFn):
-    """Writes ``publish_manifest.json`` once everything is pushed."""
+    """Writes ``publish_manifest.json`` once everything is pushed, with the repositories the driver created."""
 
-    def __init__(self, plan: PublishPlan) -> None:
+    def __init__(self, plan: PublishPlan, repos: CreatedRepos | None) -> None:
         self._plan = plan
+        self._repos = repos
 
     def process(self, doc: dict[str, Any]) -> Iterator[str]:
+        if self._repos is not None:  # The URLs as the Hub returned them (canonical names).
+            urls = self._repos.urls
+            doc = {**doc, "model": {**doc["model"], "url": urls["model"]},
+                   "durations_s": {**doc["durations_s"], "create_repos": round(self._repos.seconds, 3)}}  # fmt: skip
+            if doc.get("space") and "space" in urls:
+                doc["space"] = {**doc["space"], "url": urls["space"]}
         yield _finish_manifest(self._plan, doc)
 
 
@@ -548,12 +588,16 @@ class GroupIntoChunks(beam.PTransform):
 class PublishModel(beam.PTransform):
     """The whole job as one transform: PBegin → the manifest path, once the version and the Space are pushed.
 
-    The repositories must exist (:func:`create_repos`, which :func:`run` calls on the driver).
+    The repositories must exist: :func:`run` creates them on the driver (:func:`create_repos`) while it builds the
+    job. ``repos`` gives their URLs and creation time to the manifest; it is called last, once the rest of the job
+    is built, so that the round trip overlaps the construction. The default records no creation (a job built
+    offline, :func:`build_pipeline`).
     """
 
-    def __init__(self, plan: PublishPlan) -> None:
+    def __init__(self, plan: PublishPlan, repos: Callable[[], CreatedRepos | None] = lambda: None) -> None:
         super().__init__()
         self._plan = plan
+        self._repos = repos
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         plan = self._plan
@@ -568,7 +612,7 @@ class PublishModel(beam.PTransform):
         )
         if plan.space_repo:
             published = published | "PushSpace" >> beam.ParDo(_PushSpaceFn(plan))
-        return published | "WriteManifest" >> beam.ParDo(_WriteManifestFn(plan))
+        return published | "WriteManifest" >> beam.ParDo(_WriteManifestFn(plan, self._repos()))
 
 
 # --------------------------------------------------------------------------------------------- Space and manifest
@@ -642,14 +686,14 @@ def _pushed_manifest(
     doc["totals"] = manifest.totals(doc["files"])
     base = plan.endpoint.rstrip("/")
     doc["model"].update(
-        url=plan.repos.urls["model"] if plan.repos else hub.repo_url(plan.endpoint, plan.model_repo),
+        url=hub.repo_url(plan.endpoint, plan.model_repo),  # The URL the Hub returned replaces it (WriteManifest).
         commit_sha=result.sha, branch=plan.version, tag=plan.version,
         commit_url=f"{base}/{plan.model_repo}/commit/{result.sha}",
         version_url=f"{base}/{plan.model_repo}/tree/{plan.version}",
         commits_created=result.tree.commits_created if result.tree else 0, reused_commit=result.reused,
     )  # fmt: skip
     doc["durations_s"].update(
-        create_repos=round(plan.repos.seconds, 3) if plan.repos else None,
+        create_repos=None,
         upload=round(max(c.finished for c in chunks) - min(c.started for c in chunks), 3),
         commit=round(result.commit_seconds, 3),
         refs=round(result.refs_seconds, 3),
@@ -859,8 +903,8 @@ def prepare(argv: Sequence[str]) -> tuple[PipelineOptions, PublishPlan]:
 def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, PublishPlan]:
     """Validates the arguments, reads the model directory and returns the constructed (not yet run) pipeline.
 
-    No network: the repositories are not created (:func:`run` creates them on the driver before it builds and
-    launches the same job), so the plan's ``repos`` is ``None``.
+    No network: the repositories are not created (:func:`run` creates them on the driver while it builds the same
+    job), so the manifest would record no creation time.
 
     Raises:
         ValueError, FileNotFoundError: see :func:`prepare`.
@@ -993,8 +1037,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="create-repos") as pool:
             created = pool.submit(create_repos, hub.make_api(endpoint=plan.endpoint), plan)
             pipeline = beam.Pipeline(options=options)  # Meanwhile: the round trip overlaps the job's construction.
-            plan = dataclasses.replace(plan, repos=created.result())
-        _ = pipeline | "PublishModel" >> PublishModel(plan)
+            _ = pipeline | "PublishModel" >> PublishModel(plan, created.result)  # Raises its error (401...), if any.
         pipeline.run().wait_until_finish()
     except Exception as e:  # noqa: BLE001 - every failure ends as one line + a failed manifest.
         logger.debug("publish failed", exc_info=True)

@@ -153,36 +153,45 @@ class RemoteHub:
         self._process.join(timeout=30)
 
 
-def _host_busy_s() -> float:
-    """CPU-seconds the whole host has spent busy so far (``/proc/stat``; 0 where there is none)."""
+def _host_cpu_s() -> tuple[float, float]:
+    """CPU-seconds the whole host has spent busy, and of those, stolen by the hypervisor (``/proc/stat``; zeros
+    where there is none). Steal is time the VM wanted a core and did not get it: other tenants' load."""
     try:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:]]
     except OSError:
-        return 0.0
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # All but idle and iowait.
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - fields[3] - fields[4]) / tick, fields[7] / tick  # Busy: all but idle and iowait.
 
 
 def _measure(name: str, server: RemoteHub, fn: Callable[[], Any]) -> dict[str, Any]:
     """Runs ``fn`` and returns its wall time, the server's counters and the CPU time of client, server and host
-    (``host_cpu_s`` above ``client_cpu_s + server_cpu_s`` is other work on the host, which slows both uploads)."""
+    (``host_cpu_s`` above ``client_cpu_s + server_cpu_s`` is other work on the host, which slows both uploads;
+    ``host_steal_s`` is CPU time the hypervisor gave to other VMs while this VM wanted it)."""
     server.call("reset")
     before = server.call("stats")["server_cpu_s"]
-    host, client, started = _host_busy_s(), time.process_time(), time.perf_counter()
+    (host, steal), client, started = _host_cpu_s(), time.process_time(), time.perf_counter()
     extra = fn() or {}
     seconds = time.perf_counter() - started
-    client, host = time.process_time() - client, _host_busy_s() - host
+    client = time.process_time() - client
+    host, steal = (after - start for after, start in zip(_host_cpu_s(), (host, steal)))
     stats = server.call("stats")
     cpu = {"client_cpu_s": round(client, 2), "server_cpu_s": round(stats.pop("server_cpu_s") - before, 2),
-           "host_cpu_s": round(host, 2)}  # fmt: skip
+           "host_cpu_s": round(host, 2), "host_steal_s": round(steal, 2)}  # fmt: skip
     return {"run": name, "seconds": round(seconds, 3), **stats, **cpu, **extra}
 
 
-def _paired_ratios(samples: list[dict[str, Any]]) -> list[float]:
-    """publish / upload_folder wall time of each round."""
-    seconds = {(r["round"], r["run"]): r["seconds"] for r in samples}
-    rounds = sorted({r["round"] for r in samples})
-    return [seconds[(i, "publish")] / seconds[(i, "upload_folder")] for i in rounds]
+def _rounds(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each round's two uploads (run back to back), their ratio and the host's steal during each."""
+    by = {(r["round"], r["run"]): r for r in samples}
+    return [
+        {"round": i, "upload_folder_s": by[(i, "upload_folder")]["seconds"], "publish_s": by[(i, "publish")]["seconds"],
+         "ratio": round(by[(i, "publish")]["seconds"] / by[(i, "upload_folder")]["seconds"], 3),
+         "upload_folder_steal_s": by[(i, "upload_folder")]["host_steal_s"],
+         "publish_steal_s": by[(i, "publish")]["host_steal_s"]}
+        for i in sorted({r["round"] for r in samples})
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                                  ("publish", lambda: run_publish(publish_argv(i, "v1"))))  # fmt: skip
                 for name, fn in (first, second) if i % 2 == 0 else (second, first):
                     samples.append({**_measure(name, server, fn), "round": i})
+                    logger.info("round %d: %s %.2f s (host steal %.2f s)", i, name, samples[-1]["seconds"],
+                                samples[-1]["host_steal_s"])  # fmt: skip
                 samples.append({**_measure("republish_same_version", server,
                                            lambda: run_publish(publish_argv(i, "v1"))), "round": i})  # fmt: skip
                 samples.append({**_measure("republish_new_version", server,
@@ -279,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = by_name["publish"]["seconds"] / by_name["upload_folder"]["seconds"]
     # Each round's own ratio (its two uploads ran back to back), and the best runs': a slow spell of the host
     # (other tenants of the VM) then weighs on both sides of a ratio instead of on one median.
-    per_round = sorted(_paired_ratios(samples))
+    rounds = _rounds(samples)
+    per_round = sorted(r["ratio"] for r in rounds)
     best = by_name["publish"]["seconds_all"][0] / by_name["upload_folder"]["seconds_all"][0]
     report = {
         "config": {**vars(args), "files": len(sizes), "total_bytes": sum(sizes.values()),
@@ -287,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "cold_start": cold,
         "publish_over_upload_folder": round(ratio, 3),
-        "publish_over_upload_folder_per_round": [round(r, 3) for r in per_round],
+        "publish_over_upload_folder_per_round": per_round,
+        "rounds": rounds,
         "publish_over_upload_folder_best_runs": round(best, 3),
         "targets": {
             "publish_at_most_half_of_upload_folder": ratio <= 0.5,
@@ -312,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
           f"host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")  # fmt: skip
     print(f"\npublish / upload_folder: per round {', '.join(f'{r:.2f}' for r in per_round)} (median "
           f"{per_round[len(per_round) // 2]:.2f}); best runs {best:.2f}")  # fmt: skip
+    steal = [r["publish_steal_s"] for r in rounds]
+    print(f"host CPU stolen by the hypervisor during the publish rounds: {sum(steal):.2f} s in all, "
+          f"{max(steal):.2f} s at most in one round (other VMs' load on the host: it slows both uploads, and "
+          "publish, which needs more CPU in less time, the more)")  # fmt: skip
     print(f"publish / upload_folder = {ratio:.2f} (medians; target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}); "
           f"re-publish LFS bytes = {by_name['republish_same_version']['lfs_bytes_uploaded_max']} / "
           f"{by_name['republish_new_version']['lfs_bytes_uploaded_max']} (target 0)")  # fmt: skip

@@ -191,6 +191,8 @@ def test_full_publish_round_trip(hub_env, model_dir, app_dir, tmp_path, caplog, 
     assert {f["path"]: f["lfs_predicted"] for f in doc["files"]} == lfs
     assert set(doc["durations_s"]) >= {"plan", "create_repos", "upload", "commit", "refs", "space", "total"}
     assert all(v is not None for v in doc["durations_s"].values())
+    assert doc["model"]["url"] == f"{server.url}/{MODEL_REPO}"  # As the Hub returned it when the driver created it.
+    assert doc["space"]["url"] == f"{server.url}/spaces/{SPACE_REPO}"
 
     # Byte-identical download of the version; no checkpoints.
     snap = Path(snapshot_download(MODEL_REPO, revision="v1", endpoint=server.url, cache_dir=tmp_path / "dl"))
@@ -572,7 +574,7 @@ def test_build_pipeline_needs_no_network(model_dir, app_dir, monkeypatch):
             "WriteManifest"} <= labels  # fmt: skip
     assert plan.version == "v1" and plan.blessing.blessed and "README.md" in {f.path_in_repo for f in plan.files}
     assert not any(f.path_in_repo.startswith("checkpoints/") for f in plan.files)
-    assert plan.repos is None  # Created by run() on the driver, not here.
+    assert not hasattr(plan, "repos")  # Created by run() on the driver, not here (and not shipped to workers).
 
 
 def test_default_version_is_a_utc_timestamp():
@@ -647,3 +649,12 @@ def test_upload_pools_start_every_thread_up_front():
     assert sum(t.name.startswith("start-test") for t in threading.enumerate()) == 8
     assert pool.submit(lambda: 41 + 1).result(timeout=30) == 42
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_upload_pools_are_shared_by_a_process():
+    """One set of pools per worker process and settings: DoFn instances (harness threads) and later jobs reuse it."""
+    first = publish._upload_pools(3, 2, xet=False)
+    assert publish._upload_pools(3, 2, xet=False) is first
+    assert first.chunks._max_workers == 3 and first.transfers is not None and first.transfers._max_workers == 6
+    other = publish._upload_pools(2, 1, xet=True)  # Other settings: new pools (no transfer pool with Xet).
+    assert other is not first and other.transfers is None and other.chunks._max_workers == 2
