@@ -16,13 +16,15 @@ The server runs in its own process (as the Hub would not share the client's GIL)
 writes headers and body in two sends, and the client's delayed ACK otherwise adds ~40 ms to every request on top of
 ``--latency_ms``. It still shares the host's cores with the client: it hashes every byte it receives (sha256, checked
 by the verify call), and that CPU comes out of the client's budget, which the real Hub's does not; the per-run CPU of
-client, server and the whole host is recorded, so that other work on the host shows (it slows both uploads).
+client, server and the whole host is recorded, so that other work on the host shows (it slows both uploads), and so
+is the CPU time the hypervisor stole from this VM (``host_steal_s``: other VMs' load on the physical host).
 ``--multipart_mb`` makes the server ask for multipart transfers of larger files, for both uploads alike (the
 client sends the parts one after another, publish in parallel). Both clients get one tiny warm-up run first
-(imports, HTTP client, Beam start-up are one-time costs of the process; the cold tiny publish is reported too).
-Each round uses fresh repositories and alternates which upload goes first; the median of ``--repeats`` rounds is
-reported (the target is checked on the ratio of the medians), with each round's own ratio and the best runs' ratio
-beside it: the host is a shared VM whose slow spells last minutes.
+(imports, HTTP client, Beam start-up and publish's per-process upload threads are one-time costs of the process; the
+cold tiny publish is reported too). Each round uses fresh repositories and alternates which upload goes first; the
+median of ``--repeats`` rounds is reported (the target is checked on the ratio of the medians), with each round's own
+ratio, the best runs' ratio and the median ratio of the rounds without steal beside it: the host is a shared VM whose
+slow spells (steal) last minutes.
 
 Targets: (b) <= 0.5 x (a) wall time; (c) and (d) upload 0 LFS bytes (``server.bytes_uploaded``).
 Prints a table and writes JSON. Usage::
@@ -60,6 +62,7 @@ from beam_seg import manifest, publish  # noqa: E402
 logger = logging.getLogger("bench.publish")
 
 USER, TOKEN = "bench-user", "hf_bench_token_not_secret"
+STEAL_FREE_S = 0.1  # A publish "without steal": the hypervisor took less than this from the VM while it ran.
 MB = 1_000_000
 
 
@@ -292,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     # (other tenants of the VM) then weighs on both sides of a ratio instead of on one median.
     rounds = _rounds(samples)
     per_round = sorted(r["ratio"] for r in rounds)
+    # upload_folder is bound by latency and bandwidth (2.9-3.1 s whatever the steal): the publish run's steal is what
+    # moves a round's ratio.
+    clean = sorted(r["ratio"] for r in rounds if r["publish_steal_s"] < STEAL_FREE_S)
     best = by_name["publish"]["seconds_all"][0] / by_name["upload_folder"]["seconds_all"][0]
     report = {
         "config": {**vars(args), "files": len(sizes), "total_bytes": sum(sizes.values()),
@@ -301,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         "publish_over_upload_folder": round(ratio, 3),
         "publish_over_upload_folder_per_round": per_round,
         "rounds": rounds,
+        "publish_over_upload_folder_steal_free_rounds": {
+            "rounds": len(clean), "median": clean[len(clean) // 2] if clean else None,
+        },
         "publish_over_upload_folder_best_runs": round(best, 3),
         "targets": {
             "publish_at_most_half_of_upload_folder": ratio <= 0.5,
@@ -329,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"host CPU stolen by the hypervisor during the publish rounds: {sum(steal):.2f} s in all, "
           f"{max(steal):.2f} s at most in one round (other VMs' load on the host: it slows both uploads, and "
           "publish, which needs more CPU in less time, the more)")  # fmt: skip
+    if clean:
+        print(f"publish / upload_folder in the {len(clean)} of {len(rounds)} rounds whose publish ran without steal "
+              f"(< {STEAL_FREE_S} s): median {clean[len(clean) // 2]:.2f}")  # fmt: skip
     print(f"publish / upload_folder = {ratio:.2f} (medians; target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}); "
           f"re-publish LFS bytes = {by_name['republish_same_version']['lfs_bytes_uploaded_max']} / "
           f"{by_name['republish_new_version']['lfs_bytes_uploaded_max']} (target 0)")  # fmt: skip
