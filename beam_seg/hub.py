@@ -105,7 +105,10 @@ MAX_INLINE_BYTES_PER_COMMIT = 1_000_000_000
 RETRYABLE_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 # Paths every Hub repo starts with; never deleted by an exact commit.
 KEEP_PATHS: tuple[str, ...] = (".gitattributes",)
-_READ_BLOCK = 8 * 1024 * 1024
+# Hashing reads blocks small enough to be hashed while still in the core's cache: alone, 256 KiB blocks cost 30% less
+# CPU than 8 MiB ones (0.19 vs 0.27 CPU-s per 200 MB on the CI machine); within a publish, where the transfers share
+# the caches, 6% less.
+_READ_BLOCK = 256 * 1024
 _SEND_BLOCK = 1024 * 1024
 # Objects per LFS batch call (the client's own batches in ``_commit_api``: UPLOAD_BATCH_MAX_NUM_FILES).
 _LFS_BATCH_OBJECTS = 256
@@ -522,7 +525,7 @@ def local_file(
     sha256 = hashlib.sha256()
     inline = size < LFS_MIN_BYTES and not lfs_expected
     sha1 = hashlib.sha1(b"blob %d\x00" % size) if inline else None  # noqa: S324 - git object id.
-    buffer = memoryview(bytearray(min(size, _READ_BLOCK) or 1))  # Reused: no fresh 8 MB allocation per read.
+    buffer = memoryview(bytearray(min(size, _READ_BLOCK) or 1))  # Reused: no fresh allocation per read.
     with open(content, "rb", buffering=0) as f:
         while read := f.readinto(buffer):
             sha256.update(buffer[:read])
