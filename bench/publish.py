@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     # (other tenants of the VM) then weighs on both sides of a ratio instead of on one median.
     rounds = _rounds(samples)
     per_round = sorted(r["ratio"] for r in rounds)
-    # upload_folder is bound by latency and bandwidth (2.9-3.1 s whatever the steal): the publish run's steal is what
-    # moves a round's ratio.
+    # upload_folder is bound by latency and bandwidth and moves little with steal (2.91-3.35 s over session 5's runs,
+    # publish 1.27-1.88 s): the publish run's steal is what moves a round's ratio.
     clean = sorted(r["ratio"] for r in rounds if r["publish_steal_s"] < STEAL_FREE_S)
     best = by_name["publish"]["seconds_all"][0] / by_name["upload_folder"]["seconds_all"][0]
     report = {
