@@ -251,6 +251,26 @@ mkdir -p "$RUN_DIR"
 COMMAND_LOG="$RUN_DIR/commands.log"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) run_dataflow.sh (gcp=$GCP dry_run=$DRY_RUN stages=$STAGES)" >> "$COMMAND_LOG"
 
+# Each stage's own flags, checked before anything runs: a value only a later stage refuses (--resize 100, which
+# training cannot use; a typo in --train_args; an invalid repo id) stops the run here, not after stage 1.
+data_args=(--input "${INPUT:-$INPUT_DIR}" --output_dir "$TFRECORD_DIR" --resize "$RESIZE" --overwrite)
+train_args=(--data_dir "$TFRECORD_DIR" --output_dir "$MODEL_DIR" --image_size "$RESIZE" --epochs "$EPOCHS")
+if [[ $GCP -eq 1 ]]; then
+  train_args+=(--resume)  # A re-run of the stage continues from the checkpoints in gs://.../model.
+else
+  train_args+=(--overwrite)
+fi
+train_args+=(${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"})
+publish_args=(--model_dir "$MODEL_DIR" --model_repo "$MODEL_REPO" --space_repo "$SPACE_REPO"
+              --app_dir "$APP_DIR" --output_dir "$PUBLISH_DIR")
+[[ -z "$PUBLISH_VERSION" ]] || publish_args+=(--version "$PUBLISH_VERSION")
+check_stage_flags() {  # $1: stage, then its flags
+  python "$REPO/scripts/check_flags.py" "$@" || exit 2
+}
+! has_stage data || check_stage_flags tfrecord_gen "${data_args[@]}"
+! has_stage train || check_stage_flags train "${train_args[@]}"
+! has_stage publish || check_stage_flags publish "${publish_args[@]}"
+
 # Every command a stage runs is echoed and appended to commands.log (none of them holds a secret).
 quoted() {  # The command as one shell-quoted line (plain words stay as they are).
   local words=() arg
@@ -347,7 +367,7 @@ resolve_input() {  # Sets INPUT to the directory stage 1 reads, fetching or maki
 
 if has_stage data; then
   resolve_input
-  data_args=(--input "$INPUT" --output_dir "$TFRECORD_DIR" --resize "$RESIZE" --overwrite)
+  data_args=(--input "$INPUT" "${data_args[@]:2}")
   if [[ $GCP -eq 1 ]]; then
     echo "==> stage 1, TFRecords on Dataflow: $INPUT -> $TFRECORD_DIR"
     run_beam_stage tfrecord_gen beam-seg-data "${data_args[@]}"
@@ -358,14 +378,6 @@ if has_stage data; then
 fi
 
 # ------------------------------------------------------------------------------------------ stage 2
-train_args=(--data_dir "$TFRECORD_DIR" --output_dir "$MODEL_DIR" --image_size "$RESIZE" --epochs "$EPOCHS")
-if [[ $GCP -eq 1 ]]; then
-  train_args+=(--resume)  # A re-run of the stage continues from the checkpoints in gs://.../model.
-else
-  train_args+=(--overwrite)
-fi
-train_args+=(${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"})
-
 yaml_str() { local s="${1//\\/\\\\}"; printf '"%s"' "${s//\"/\\\"}"; }
 
 write_vertex_spec() {  # $1: spec path, $2: image URI
@@ -494,9 +506,6 @@ store_token_secret() {
 }
 
 if has_stage publish; then
-  publish_args=(--model_dir "$MODEL_DIR" --model_repo "$MODEL_REPO" --space_repo "$SPACE_REPO"
-                --app_dir "$APP_DIR" --output_dir "$PUBLISH_DIR")
-  [[ -z "$PUBLISH_VERSION" ]] || publish_args+=(--version "$PUBLISH_VERSION")
   if [[ $GCP -eq 1 && $DRY_RUN -eq 1 ]] && ! gcs_exists "$MODEL_DIR/model_config.json"; then
     echo "==> stage 3 skipped in this dry run: no trained model in $MODEL_DIR yet (after a real stage 2," \
          "re-run with --run_id $RUN_ID --stages publish)"

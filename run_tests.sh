@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole beam_seg test suite (bootstraps .venv from the pinned set on first use).
+# Runs the whole beam_seg test suite: ruff (lint + format), then pytest (bootstraps .venv from the pinned set on first use).
 # Usage: ./run_tests.sh [pytest args...]   e.g. ./run_tests.sh -k tfrecord -x
 set -euo pipefail
 
@@ -32,4 +32,7 @@ source "$REPO/scripts/bootstrap_venv.sh"
 beam_seg_bootstrap "$REPO"
 
 cd "$REPO"
+# Lint and format check first (seconds), then the tests.
+python -m ruff check --quiet .
+python -m ruff format --check --quiet .
 exec python -m pytest "$@"

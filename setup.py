@@ -43,11 +43,19 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["beam_seg", "beam_seg.*"]),
     python_requires=">=3.10,<3.13",
     install_requires=_pinned(
-        "apache-beam[gcp]", "tensorflow", "tfx-bsl", "huggingface-hub", "pillow", "numpy", "matplotlib"
+        "apache-beam[gcp]",
+        "tensorflow",
+        "tfx-bsl",
+        "huggingface-hub",
+        "pillow",
+        "numpy",
+        "matplotlib",
+        "protobuf",
+        "google-crc32c",
     ),
     extras_require={
         # The Gradio Space template and its browser test.
         "app": _pinned("gradio"),
-        "test": _pinned("pytest", "pytest-timeout", "gcp-storage-emulator", "playwright"),
+        "test": _pinned("pytest", "pytest-timeout", "gcp-storage-emulator", "playwright", "ruff"),
     },
 )

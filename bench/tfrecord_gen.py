@@ -37,16 +37,21 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from beam_seg import codec, imaging, pets, sample_data, tfrecord_gen  # noqa: E402
+from beam_seg import cli
+from beam_seg.data import codec, imaging, lists
+from beam_seg.data import job as tfrecord_gen
+from beam_seg.data import options as tfrecord_gen_flags
+from beam_seg.data import sample as sample_data
+from beam_seg.formats import STATS_NAME
 
 logger = logging.getLogger("bench.tfrecord_gen")
 
 
-def _listed(root: str) -> list[tuple[str, pets.ListEntry]]:
+def _listed(root: str) -> list[tuple[str, lists.ListEntry]]:
     rows = []
     for split in ("trainval", "test"):
         with open(os.path.join(root, "annotations", f"{split}.txt")) as f:
-            rows += [(split, e) for e in pets.parse_list_file(f.read())]
+            rows += [(split, e) for e in lists.parse_list_file(f.read())]
     return rows
 
 
@@ -82,7 +87,7 @@ def serial_encoded(root: str, out: str, resize: int | None) -> int:
     """A plain single-process loop that writes the same encoded records as tfrecord_gen."""
     os.makedirs(out, exist_ok=True)
     written = 0
-    with tf.io.TFRecordWriter(os.path.join(out, "all.tfrecord")) as writer:
+    with open(os.path.join(out, "all.tfrecord"), "wb") as writer:
         for _, entry in _listed(root):
             with open(os.path.join(root, "images", entry.name + ".jpg"), "rb") as f:
                 image = f.read()
@@ -92,8 +97,10 @@ def serial_encoded(root: str, out: str, resize: int | None) -> int:
                 pair = imaging.prepare_pair(image, trimap, resize)
             except imaging.BadInputError:
                 continue
-            example = codec.PetExample(pair.image, pair.mask, pair.height, pair.width, entry.name, entry.label, entry.species)
-            writer.write(codec.encode_example(example))
+            example = codec.PetExample(
+                pair.image, pair.mask, pair.height, pair.width, entry.name, entry.label, entry.species
+            )
+            writer.write(codec.frame_record(codec.encode_example(example)))
             written += 1
     return written
 
@@ -105,7 +112,7 @@ def beam_job(root: str, out: str, resize: int | None, mode: str, workers: int) -
         argv += ["--resize", str(resize)]
     if tfrecord_gen.run(argv) != 0:
         raise RuntimeError(f"tfrecord_gen failed for {argv}")
-    with open(os.path.join(out, tfrecord_gen.STATS_NAME)) as f:
+    with open(os.path.join(out, STATS_NAME)) as f:
         return json.load(f)["records"]
 
 
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="Scratch directory (default: a temp dir, removed after).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tfrecord_gen.configure_logging()
+    cli.configure_logging()
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
     work = args.workdir or tempfile.mkdtemp(prefix="bench_tfrecord_gen_")
@@ -178,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
             job = lambda mode=mode, workers=workers: beam_job(data, out(mode), r, mode, workers)  # noqa: E731
             variants.append((f"(c) tfrecord_gen[{mode}]", workers, r, mode, job))
         variants.append(("(b) serial_encoded", 1, None, "b0", lambda: serial_encoded(data, out("b0"), None)))
-        default = tfrecord_gen.LOCAL_RUNNING_MODE
-        variants.append((f"(c) tfrecord_gen[{default}]", cores, None, "c0",
-                         lambda: beam_job(data, out("c0"), None, default, cores)))  # fmt: skip
+        default = tfrecord_gen_flags.LOCAL_RUNNING_MODE
+        variants.append(
+            (f"(c) tfrecord_gen[{default}]", cores, None, "c0", lambda: beam_job(data, out("c0"), None, default, cores))
+        )
         # Rounds interleave the variants, so a slow spell of the machine hits all of them alike.
         measured: list[list[dict]] = [[] for _ in variants]
         for round_index in range(args.rounds):
             logger.info("round %d of %d", round_index + 1, args.rounds)
-            for runs, (name, workers, resize, dirname, fn) in zip(measured, variants):
+            for runs, (name, workers, resize, dirname, fn) in zip(measured, variants, strict=True):
                 runs.append(_measure(name, workers, resize, out(dirname), fn, n))
         rows = [_best(runs, n) for runs in measured]
         base = rows[0]["images_per_s"]
@@ -211,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                 "bytes_vs_source_without_resize": rows[-1]["bytes_vs_source"],
                 "bytes_target": 1.2,
                 "per_core_vs_serial_default_mode": next(
-                    row["per_core_vs_serial"] for row in rows[2:5] if tfrecord_gen.LOCAL_RUNNING_MODE in row["variant"]
+                    row["per_core_vs_serial"]
+                    for row in rows[2:5]
+                    if tfrecord_gen_flags.LOCAL_RUNNING_MODE in row["variant"]
                 ),
                 "per_core_vs_serial_best": best_per_core["per_core_vs_serial"],
                 "per_core_best_mode": best_per_core["variant"],
@@ -231,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row['variant']:34} {str(row['resize']):>6} {row['cores']:>5} {row['cores_busy']:>5.2f} "
+            f"{row['variant']:34} {row['resize']!s:>6} {row['cores']:>5} {row['cores_busy']:>5.2f} "
             f"{row['seconds']:>7.1f} {row['cpu_seconds']:>7.1f} {row['images_per_s']:>7.1f} "
             f"{row['output_bytes'] / 1e6:>8.1f} {row['bytes_vs_source']:>7.3f} {row['vs_baseline']:>7.2f} "
             f"{row['per_core_vs_serial']:>12.2f} {row['per_cpu_s_vs_serial']:>13.2f}"

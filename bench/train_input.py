@@ -7,7 +7,7 @@ Usage::
 In one process and with ``beam_seg.train``'s default flags (image size, batch size, model,
 augmentation) it measures:
 
-1. input pipeline alone: images/s of :func:`beam_seg.input_pipeline.train_dataset` (shard reading,
+1. input pipeline alone: images/s of :func:`beam_seg.train.dataset.train_dataset` (shard reading,
    parsing, JPEG/PNG decoding, crop/flip/jitter, resize, batching), nothing else running;
 2. train step alone: steps/s x batch of ``model.fit`` on one batch held in memory (pure compute);
 3. end to end: images/s of ``model.fit`` on the real pipeline.
@@ -30,9 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beam_seg import input_pipeline, sample_data, tfrecord_gen, train  # noqa: E402
-from beam_seg.pets import MASK_CLASSES  # noqa: E402
-from beam_seg.train_config import TrainConfig  # noqa: E402
+from beam_seg.data import job as tfrecord_gen
+from beam_seg.data import sample as sample_data
+from beam_seg.pets import MASK_CLASSES
+from beam_seg.train import dataset as input_pipeline
+from beam_seg.train import trainer as train
+from beam_seg.train.config import TrainConfig
 
 logger = logging.getLogger("bench.train_input")
 
@@ -54,14 +57,25 @@ class BenchConfig:
 def _parse(argv: Sequence[str] | None) -> BenchConfig:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     d = BenchConfig()
-    p.add_argument("--data_dir", default=None,
-                   help="Existing tfrecord_gen output to read (default: make --num_images sample images).")  # fmt: skip
+    p.add_argument(
+        "--data_dir",
+        default=None,
+        help="Existing tfrecord_gen output to read (default: make --num_images sample images).",
+    )
     p.add_argument("--num_images", type=int, default=d.num_images, help="Sample images to make (default: %(default)s).")
     p.add_argument("--resize", type=int, default=d.resize, help="tfrecord_gen --resize (default: %(default)s).")
-    p.add_argument("--input_batches", type=int, default=d.input_batches,
-                   help="Batches timed for the input pipeline (default: %(default)s).")  # fmt: skip
-    p.add_argument("--train_steps", type=int, default=d.train_steps,
-                   help="Train steps timed per training measurement (default: %(default)s).")  # fmt: skip
+    p.add_argument(
+        "--input_batches",
+        type=int,
+        default=d.input_batches,
+        help="Batches timed for the input pipeline (default: %(default)s).",
+    )
+    p.add_argument(
+        "--train_steps",
+        type=int,
+        default=d.train_steps,
+        help="Train steps timed per training measurement (default: %(default)s).",
+    )
     p.add_argument("--output_json", default=d.output_json, help="Results JSON path (default: %(default)s).")
     return BenchConfig(**vars(p.parse_args(argv)))
 
@@ -69,8 +83,17 @@ def _parse(argv: Sequence[str] | None) -> BenchConfig:
 def _make_data(work: Path, bench: BenchConfig) -> str:
     sample_data.make_sample_data(str(work / "raw"), num_images=bench.num_images, test_fraction=0.2, seed=0)
     out = str(work / "tfrecords")
-    rc = tfrecord_gen.run(["--input", str(work / "raw"), "--output_dir", out, "--resize", str(bench.resize),
-                           "--direct_running_mode=in_memory"])  # fmt: skip
+    rc = tfrecord_gen.run(
+        [
+            "--input",
+            str(work / "raw"),
+            "--output_dir",
+            out,
+            "--resize",
+            str(bench.resize),
+            "--direct_running_mode=in_memory",
+        ]
+    )
     if rc:
         raise RuntimeError(f"tfrecord_gen failed with exit code {rc}")
     return out
@@ -91,10 +114,18 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
 
     def pipeline() -> tf.data.Dataset:
         return input_pipeline.train_dataset(
-            files, num_examples=count, image_size=config.image_size, batch_size=config.batch_size,
-            steps_per_epoch=steps, first_epoch=0, epochs=epochs, seed=config.seed,
-            shuffle_buffer=config.shuffle_buffer, augment=config.augment, min_crop=config.min_crop,
-        )  # fmt: skip
+            files,
+            num_examples=count,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            steps_per_epoch=steps,
+            first_epoch=0,
+            epochs=epochs,
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+            augment=config.augment,
+            min_crop=config.min_crop,
+        )
 
     # 1. The input pipeline alone (after a short warm-up that fills buffers and autotunes).
     iterator = iter(pipeline())
@@ -110,8 +141,9 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
     # 2. and 3. The train step, compiled exactly as train.py compiles it, timed in steady state (a callback
     # clocks batches after the first few, so tracing and pipeline start-up are not counted).
     keras.utils.set_random_seed(0)
-    model = train.build_training_model(config, norm, steps_per_epoch=steps,
-                                       class_weights=train.class_weights_for(config, stats))  # fmt: skip
+    model = train.build_training_model(
+        config, norm, steps_per_epoch=steps, class_weights=train.class_weights_for(config, stats)
+    )
     x, y = next(iter(pipeline()))
 
     class Clock(keras.callbacks.Callback):
@@ -124,8 +156,14 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
 
     def seconds_per_step(dataset: tf.data.Dataset) -> float:
         clock = Clock()
-        model.fit(dataset, steps_per_epoch=Clock.skip + bench.train_steps, epochs=1, verbose=0, shuffle=False,
-                  callbacks=[clock])  # fmt: skip
+        model.fit(
+            dataset,
+            steps_per_epoch=Clock.skip + bench.train_steps,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[clock],
+        )
         return (clock.end - clock.start) / bench.train_steps
 
     step_seconds = seconds_per_step(tf.data.Dataset.from_tensors((x, y)).repeat())
@@ -136,8 +174,13 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
         "benchmark": "train_input",
         "image_size": config.image_size,
         "batch_size": config.batch_size,
-        "model": {"name": config.model, "base_filters": config.base_filters, "depth": config.depth,
-                  "loss": config.loss, "parameters": int(model.count_params())},  # fmt: skip
+        "model": {
+            "name": config.model,
+            "base_filters": config.base_filters,
+            "depth": config.depth,
+            "loss": config.loss,
+            "parameters": int(model.count_params()),
+        },
         "train_examples": count,
         "input_pipeline_images_per_s": round(input_images_per_s, 1),
         "train_steps_per_s": round(1.0 / step_seconds, 3),

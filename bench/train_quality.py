@@ -5,7 +5,7 @@ Usage::
     python bench/train_quality.py [--num_images 600] [--output_json bench/results/train_quality.json]
                                   [--work_dir DIR] [-- extra beam_seg.train flags]
 
-Makes a synthetic PETS dataset (:func:`beam_seg.sample_data.make_sample_data`), turns it into
+Makes a synthetic PETS dataset (:func:`beam_seg.data.sample.make_sample_data`), turns it into
 128x128 TFRecords with the real Beam job, trains with ``beam_seg.train``'s defaults (plus any
 flags after ``--``), and prints a table and writes JSON with val/test mean IoU, per-class IoU and
 wall times.
@@ -27,8 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beam_seg import sample_data, tfrecord_gen, train  # noqa: E402
-from beam_seg.train_config import parse_args as parse_train_args  # noqa: E402
+from beam_seg.data import job as tfrecord_gen
+from beam_seg.data import sample as sample_data
+from beam_seg.train import job as train
+from beam_seg.train.config import parse_args as parse_train_args
 
 logger = logging.getLogger("bench.train_quality")
 
@@ -60,8 +62,12 @@ def _parse(argv: Sequence[str] | None) -> BenchConfig:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     d = BenchConfig()
     p.add_argument("--num_images", type=int, default=d.num_images, help="Sample images (>= 500; default: %(default)s).")
-    p.add_argument("--test_fraction", type=float, default=d.test_fraction,
-                   help="Share of sample images listed as test (default: %(default)s).")  # fmt: skip
+    p.add_argument(
+        "--test_fraction",
+        type=float,
+        default=d.test_fraction,
+        help="Share of sample images listed as test (default: %(default)s).",
+    )
     p.add_argument("--min_size", type=int, default=d.min_size, help="Smallest source side, px (default: %(default)s).")
     p.add_argument("--max_size", type=int, default=d.max_size, help="Largest source side, px (default: %(default)s).")
     p.add_argument("--resize", type=int, default=d.resize, help="tfrecord_gen --resize (default: %(default)s).")
@@ -82,12 +88,28 @@ def run(argv: Sequence[str] | None = None) -> int:
         work = Path(config.work_dir or temp)
         raw, records, model_dir = work / "raw", work / "tfrecords", work / "model"
         started = time.monotonic()
-        sample_data.make_sample_data(str(raw), num_images=config.num_images, test_fraction=config.test_fraction,
-                                     min_size=config.min_size, max_size=config.max_size, seed=config.seed)  # fmt: skip
+        sample_data.make_sample_data(
+            str(raw),
+            num_images=config.num_images,
+            test_fraction=config.test_fraction,
+            min_size=config.min_size,
+            max_size=config.max_size,
+            seed=config.seed,
+        )
         sample_seconds = time.monotonic() - started
         started = time.monotonic()
-        rc = tfrecord_gen.run(["--input", str(raw), "--output_dir", str(records), "--resize", str(config.resize),
-                               "--direct_running_mode=in_memory", "--overwrite"])  # fmt: skip
+        rc = tfrecord_gen.run(
+            [
+                "--input",
+                str(raw),
+                "--output_dir",
+                str(records),
+                "--resize",
+                str(config.resize),
+                "--direct_running_mode=in_memory",
+                "--overwrite",
+            ]
+        )
         if rc:
             logger.error("tfrecord_gen failed with exit code %d", rc)
             return rc
@@ -119,8 +141,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         "test_per_class_iou": test.get("per_class_iou"),
         "best_epoch": metrics.get("best_epoch"),
         "val_mean_iou_per_epoch": [round(h["val_mean_iou"], 4) for h in history if "val_mean_iou" in h],
-        "seconds": {"sample_data": round(sample_seconds, 1), "tfrecord_gen": round(tfrecord_seconds, 1),
-                    "train_total": round(train_seconds, 1)},  # fmt: skip
+        "seconds": {
+            "sample_data": round(sample_seconds, 1),
+            "tfrecord_gen": round(tfrecord_seconds, 1),
+            "train_total": round(train_seconds, 1),
+        },
         "num_examples": model_config["training"]["num_examples"],
         "data": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("work_dir", "output_json")},
         "train_config": {k: v for k, v in train_config.to_dict().items() if k not in ("data_dir", "output_dir")},
@@ -137,7 +162,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         *[(f"val IoU {k}", f"{v:.4f}", "", None) for k, v in val["per_class_iou"].items()],
         ("val pixel accuracy", f"{val['pixel_accuracy']:.4f}", "", None),
         ("test mean IoU", f"{test.get('mean_iou', float('nan')):.4f}", "", None),
-        ("train wall time (s)", f"{train_seconds:.0f}", f"<= {TARGET_TRAIN_SECONDS:.0f}", result["met"]["train_seconds"]),
+        (
+            "train wall time (s)",
+            f"{train_seconds:.0f}",
+            f"<= {TARGET_TRAIN_SECONDS:.0f}",
+            result["met"]["train_seconds"],
+        ),
         ("sample data + tfrecord_gen (s)", f"{sample_seconds + tfrecord_seconds:.0f}", "", None),
     ]
     print(f"{'metric':32} {'value':>10} {'target':>10}  met")  # Benchmark report.

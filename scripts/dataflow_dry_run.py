@@ -44,12 +44,12 @@ STAGES: tuple[str, ...] = ("tfrecord_gen", "publish")
 def _builder(stage: str) -> Callable[[Sequence[str]], tuple[beam.Pipeline, Any]]:
     """The stage's ``build_pipeline`` (imported lazily: each pulls in its own heavy dependencies)."""
     if stage == "tfrecord_gen":
-        from beam_seg import tfrecord_gen
+        from beam_seg.data import job
 
-        return tfrecord_gen.build_pipeline
-    from beam_seg import publish
+        return job.build_pipeline
+    from beam_seg.publish import job
 
-    return publish.build_pipeline
+    return job.build_pipeline
 
 
 def describe_job(stage: str, pipeline: beam.Pipeline, result: Any, argv: Sequence[str]) -> dict[str, Any]:
@@ -105,12 +105,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("stage_args", nargs=argparse.REMAINDER, help="The stage's flags, after --.")
     args = parser.parse_args(argv)
     stage_args = args.stage_args[1:] if args.stage_args[:1] == ["--"] else args.stage_args
-    from beam_seg.tfrecord_gen import configure_logging
+    from beam_seg import cli
 
-    configure_logging()
+    cli.configure_logging()
     try:
         pipeline, _ = _builder(args.stage)(stage_args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError) as e:  # cli.UsageError is a ValueError.
         logger.error("%s", e)
         return 2
     pipeline.options.view_as(TestOptions).dry_run = True  # Beam's own: translate the job, do not create it.
@@ -121,8 +121,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     with open(args.record, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2, sort_keys=True)
         f.write("\n")
-    print(f"dataflow dry run: {args.stage} job {record['job_name']} built with {record['runner']}, not submitted "
-          f"({len(record['steps'])} top-level steps, image {record['sdk_container_image']}); record {args.record}")
+    print(
+        f"dataflow dry run: {args.stage} job {record['job_name']} built with {record['runner']}, not submitted "
+        f"({len(record['steps'])} top-level steps, image {record['sdk_container_image']}); record {args.record}"
+    )
     return 0
 
 

@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from beam_seg import sample_data  # noqa: E402
+from beam_seg.data import sample as sample_data  # noqa: E402
 from beam_seg.pets import CAT_BREEDS  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,9 @@ def make_examples(config: Config) -> list[str]:
     os.makedirs(config.output_dir, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = sample_data.make_sample_data(tmp, num_images=37, min_size=200, max_size=320, faults=False,
-                                            seed=config.seed)  # fmt: skip
+        data = sample_data.make_sample_data(
+            tmp, num_images=37, min_size=200, max_size=320, faults=False, seed=config.seed
+        )
         names = [*data.trainval, *data.test]
         cats = [n for n in names if n.rsplit("_", 1)[0] in CAT_BREEDS]
         dogs = [n for n in names if n.rsplit("_", 1)[0] not in CAT_BREEDS]

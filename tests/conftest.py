@@ -27,7 +27,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from beam_seg import sample_data  # noqa: E402
+from beam_seg.data import sample as sample_data  # noqa: E402
 
 # Runner flags for small in-process pipelines (fast start; the multi-process runner has its own test).
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -47,7 +47,7 @@ def pets_dir(tmp_path_factory: pytest.TempPathFactory) -> sample_data.SampleData
     return sample_data.make_sample_data(str(root), num_images=60, min_size=64, max_size=160, archives=True, seed=1)
 
 
-@pytest.fixture()
+@pytest.fixture
 def pets_copy(pets_dir: sample_data.SampleDataset, tmp_path) -> str:
     """A private copy of the extracted sample layout that a test may damage."""
     dst = tmp_path / "pets"

@@ -24,16 +24,15 @@ from types import ModuleType
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import free_port
-from hub_server import (  # noqa: E402
+from hub_server import (
     DEFAULT_TOKEN,
     DEFAULT_USER,
     HubServer,
     hub_client_env,  # noqa: F401 - pytest fixture
     hub_server,  # noqa: F401 - pytest fixture
 )
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "apps" / "gradio" / "semantic_segmentation"
@@ -63,22 +62,60 @@ def train_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     with 4 base filters: about 30 s on 2 CPU cores. The result is meaningless but has the real layout
     and signatures of a training output directory.
     """
-    from beam_seg import sample_data, tfrecord_gen, train
+    from beam_seg.data import job as tfrecord_gen
+    from beam_seg.data import sample as sample_data
+    from beam_seg.train import job as train
 
     root = tmp_path_factory.getbasetemp() / "app-tiny-model"
     model_dir = root / "model"
     if (model_dir / "model_config.json").is_file():
         return str(model_dir)
     sample_data.make_sample_data(str(root / "raw"), num_images=20, min_size=48, max_size=96, seed=0)
-    assert tfrecord_gen.run(
-        ["--input", str(root / "raw"), "--output_dir", str(root / "tfrecords"), "--resize", str(TINY_SIZE),
-         "--val_fraction", "0.3", "--direct_running_mode=in_memory", "--direct_num_workers=1"]  # fmt: skip
-    ) == 0
-    assert train.run(
-        ["--data_dir", str(root / "tfrecords"), "--output_dir", str(model_dir), "--epochs", "1",
-         "--image_size", str(TINY_SIZE), "--batch_size", "4", "--base_filters", "4", "--depth", "2",
-         "--steps_per_epoch", "2", "--num_predictions", "1", "--seed", "1", "--no_validate_records"]  # fmt: skip
-    ) == 0
+    assert (
+        tfrecord_gen.run(
+            [
+                "--input",
+                str(root / "raw"),
+                "--output_dir",
+                str(root / "tfrecords"),
+                "--resize",
+                str(TINY_SIZE),
+                "--val_fraction",
+                "0.3",
+                "--direct_running_mode=in_memory",
+                "--direct_num_workers=1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        train.run(
+            [
+                "--data_dir",
+                str(root / "tfrecords"),
+                "--output_dir",
+                str(model_dir),
+                "--epochs",
+                "1",
+                "--image_size",
+                str(TINY_SIZE),
+                "--batch_size",
+                "4",
+                "--base_filters",
+                "4",
+                "--depth",
+                "2",
+                "--steps_per_epoch",
+                "2",
+                "--num_predictions",
+                "1",
+                "--seed",
+                "1",
+                "--no_validate_records",
+            ]
+        )
+        == 0
+    )
     return str(model_dir)
 
 
@@ -92,7 +129,7 @@ def app_module() -> ModuleType:
     return load_app_module()
 
 
-def _encode(pixels: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:  # noqa: ANN003
+def _encode(pixels: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
     (pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)).save(buffer, format=fmt, **kwargs)
     return buffer.getvalue()
@@ -116,8 +153,9 @@ class FakeModel:
 
 
 def _local_lazy(model_dir: str) -> segmenter.LazyModel:
-    return segmenter.LazyModel(segmenter.ModelSource.from_env({"BEAM_SEG_MODEL_DIR": model_dir}, repo_id=None,
-                                                               version=None))  # fmt: skip
+    return segmenter.LazyModel(
+        segmenter.ModelSource.from_env({"BEAM_SEG_MODEL_DIR": model_dir}, repo_id=None, version=None)
+    )
 
 
 def _hub_source(**overrides: str | None) -> segmenter.ModelSource:
@@ -188,12 +226,16 @@ def test_read_image_passes_jpeg_and_png_through_and_converts_the_rest() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"", b"hello, not an image", b"%PDF-1.4 ...", _encode(np.zeros((40, 40, 3), np.uint8), "JPEG")[:200]],
+    "data",
+    [b"", b"hello, not an image", b"%PDF-1.4 ...", _encode(np.zeros((40, 40, 3), np.uint8), "JPEG")[:200]],
     ids=["empty", "text", "pdf", "truncated-jpeg"],
 )
 def test_non_image_is_a_clear_error(data: bytes) -> None:
-    with pytest.raises(segmenter.NotAnImageError, match=r"^The file 'notes\.txt' is not an image this app can read: "
-                                                        r"upload a JPEG or PNG picture"):  # fmt: skip
+    with pytest.raises(
+        segmenter.NotAnImageError,
+        match=r"^The file 'notes\.txt' is not an image this app can read: "
+        r"upload a JPEG or PNG picture",
+    ):
         segmenter.segment(data, FakeModel(), name="notes.txt")
 
 
@@ -303,11 +345,13 @@ def test_unconfigured_template_and_bad_local_dirs(app_module: ModuleType, tmp_pa
 
     missing = tmp_path / "nowhere"
     assert f"The model directory {str(missing)!r} does not exist" in _load_error(
-        segmenter.ModelSource(local_dir=str(missing)))
+        segmenter.ModelSource(local_dir=str(missing))
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "has no model_config.json: is it the output directory of python -m beam_seg.train?" in _load_error(
-        segmenter.ModelSource(local_dir=str(empty)))
+        segmenter.ModelSource(local_dir=str(empty))
+    )
     (empty / "model_config.json").write_text(json.dumps({"classes": list(CLASSES), "image_size": 8}))
     assert "has no SavedModel in saved_model/" in _load_error(segmenter.ModelSource(local_dir=str(empty)))
 
@@ -328,8 +372,9 @@ def test_env_precedence_and_placeholders() -> None:
     source = segmenter.ModelSource.from_env(env, repo_id="u/m", version="v2", revision="a" * 40)
     assert source.local_dir == "/models/pets" and source.endpoint == "http://hub:8" and source.revision == "a" * 40
     assert "hf_secret_value" not in repr(source)
-    unrendered = segmenter.ModelSource.from_env({}, repo_id="$" + "MODEL_REPO_ID", version="$" + "MODEL_VERSION",
-                                                revision="$" + "MODEL_REVISION")  # fmt: skip
+    unrendered = segmenter.ModelSource.from_env(
+        {}, repo_id="$" + "MODEL_REPO_ID", version="$" + "MODEL_VERSION", revision="$" + "MODEL_REVISION"
+    )
     assert (unrendered.repo_id, unrendered.version, unrendered.revision) == (None, None, None)
     # Without an exact commit the version (a tag) is the revision downloaded.
     assert segmenter.ModelSource.from_env({}, repo_id="u/m", version="v2", revision="").revision == "v2"
@@ -387,15 +432,18 @@ def test_private_repo_without_token_message(published: str, monkeypatch: pytest.
     assert segmenter.LazyModel(_hub_source()).get().class_names == CLASSES
 
 
-def test_token_errors_never_show_the_token(published: str, hub_client_env: HubServer,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_token_errors_never_show_the_token(
+    published: str, hub_client_env: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub import HfApi
 
     HfApi(endpoint=hub_client_env.url, token=DEFAULT_TOKEN).update_repo_settings(MODEL_REPO, private=True)
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_valid_token_123")  # Unknown token: 401 Invalid credentials.
     message = _load_error(_hub_source())
-    assert message == (f"The Hub at {hub_client_env.url} rejected the token in the Space secret HF_TOKEN "
-                       "(401 Unauthorized): replace it with a valid read token.")  # fmt: skip
+    assert message == (
+        f"The Hub at {hub_client_env.url} rejected the token in the Space secret HF_TOKEN "
+        "(401 Unauthorized): replace it with a valid read token."
+    )
     hub_client_env.add_user("eve", "hf_eve_token_456")  # Valid token, no access to the private repo: 404.
     monkeypatch.setenv("HF_TOKEN", "hf_eve_token_456")
     message = _load_error(_hub_source())
@@ -406,8 +454,13 @@ def test_token_errors_never_show_the_token(published: str, hub_client_env: HubSe
 
 def test_gated_repo_message(published: str, hub_client_env: HubServer) -> None:
     # The test double stores but does not enforce gating: answer like the Hub does for a gated repo.
-    hub_client_env.inject("GET", rf"^/api/models/{MODEL_REPO}", status=401, headers={"X-Error-Code": "GatedRepo"},
-                          message="Access to this model is restricted")  # fmt: skip
+    hub_client_env.inject(
+        "GET",
+        rf"^/api/models/{MODEL_REPO}",
+        status=401,
+        headers={"X-Error-Code": "GatedRepo"},
+        message="Access to this model is restricted",
+    )
     message = _load_error(_hub_source())
     assert message.startswith(f"The model repository '{MODEL_REPO}' is gated: accept its access conditions")
 
@@ -426,15 +479,16 @@ def test_unreachable_hub_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_template_renders_without_leftovers_and_parses(tmp_path: Path) -> None:
     import gradio
 
-    from beam_seg import space
+    from beam_seg.publish import space
 
     template = space.load_template(str(TEMPLATE))
     for name in ("app.py", "segmenter.py"):
         ast.parse(template[name].decode("utf-8"), filename=name)  # The unrendered template parses too.
     assert {"app.py", "segmenter.py", "README.md", "requirements.txt"} <= set(template)
     assert not [p for p in template if p.endswith(".pyi")]  # No stub generated by Gradio for a component subclass.
-    values = space.placeholder_values(model_repo=MODEL_REPO, version="v20261123T010203Z", revision="c" * 40,
-                                      endpoint="https://huggingface.co")  # fmt: skip
+    values = space.placeholder_values(
+        model_repo=MODEL_REPO, version="v20261123T010203Z", revision="c" * 40, endpoint="https://huggingface.co"
+    )
     rendered = space.render_template(template, values)
     assert space.leftover_placeholders(rendered) == {}
     for path, data in rendered.items():
@@ -456,15 +510,19 @@ def test_template_renders_without_leftovers_and_parses(tmp_path: Path) -> None:
     for path, data in rendered.items():
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_bytes(data)
-    probe = ("import sys, app; assert 'tensorflow' not in sys.modules, 'tensorflow imported at import time'; "
-             "print(app.model_source().describe())")
+    probe = (
+        "import sys, app; assert 'tensorflow' not in sys.modules, 'tensorflow imported at import time'; "
+        "print(app.model_source().describe())"
+    )
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     env.pop("BEAM_SEG_MODEL_DIR", None)
-    result = subprocess.run([sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"[`{MODEL_REPO}`](https://huggingface.co/{MODEL_REPO}) version `v20261123T010203Z` (commit `ccccccc`)" in (
-        result.stdout)
+        result.stdout
+    )
 
 
 def test_requirements_are_pinned_to_the_project_versions() -> None:
@@ -490,7 +548,7 @@ def test_requirements_are_pinned_to_the_project_versions() -> None:
 
 
 def test_examples_are_small_images() -> None:
-    from beam_seg import space
+    from beam_seg.publish import space
 
     examples = sorted(p for p in (TEMPLATE / "examples").iterdir() if p.is_file())
     assert len(examples) >= 3 and {p.suffix for p in examples} >= {".jpg", ".png"}

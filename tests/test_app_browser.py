@@ -23,14 +23,19 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from test_app import CLASSES, MODEL_REPO, TEMPLATE, free_port, train_tiny_model
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 STARTUP_DEADLINE_S = 180.0
 PREDICTION_TIMEOUT_MS = 120_000
 VERSION = "v20261123T010203Z"
@@ -44,12 +49,20 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        full_env = {**os.environ, **env, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-                    "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        full_env = {
+            **os.environ,
+            **env,
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         full_env.pop("HF_TOKEN", None)
-        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=full_env,
-                                        stdout=self._log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        self._log_file = open(log, "wb")  # Closed in stop().
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=app_dir, env=full_env, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
 
     def wait_ready(self, deadline: float) -> None:
         """Polls ``GET /`` until it answers 200; fails with the server log if the process dies or time runs out."""
@@ -83,10 +96,11 @@ class AppServer:
 
 def render_space(dest: Path) -> Path:
     """Renders the template for ``MODEL_REPO`` at ``VERSION``/``REVISION`` with ``beam_seg.space``."""
-    from beam_seg import space
+    from beam_seg.publish import space
 
-    values = space.placeholder_values(model_repo=MODEL_REPO, version=VERSION, revision=REVISION,
-                                      endpoint="https://huggingface.co")  # fmt: skip
+    values = space.placeholder_values(
+        model_repo=MODEL_REPO, version=VERSION, revision=REVISION, endpoint="https://huggingface.co"
+    )
     files = space.render_template(space.load_template(str(TEMPLATE)), values)
     assert space.leftover_placeholders(files) == {}
     for path, data in files.items():
@@ -99,10 +113,23 @@ def publish_dry_run(model_dir: str, output_dir: Path) -> Path:
     """Runs the real publish stage's dry run and returns the Space folder it rendered."""
     import ast
 
-    from beam_seg import publish
+    from beam_seg.publish import job as publish
 
-    argv = ["--model_dir", model_dir, "--model_repo", MODEL_REPO, "--space_repo", "tester/pets-demo",
-            "--app_dir", str(TEMPLATE), "--version", VERSION, "--output_dir", str(output_dir), "--dry_run"]  # fmt: skip
+    argv = [
+        "--model_dir",
+        model_dir,
+        "--model_repo",
+        MODEL_REPO,
+        "--space_repo",
+        "tester/pets-demo",
+        "--app_dir",
+        str(TEMPLATE),
+        "--version",
+        VERSION,
+        "--output_dir",
+        str(output_dir),
+        "--dry_run",
+    ]
     assert publish.run(argv) == 0
     rendered = output_dir / "publish_preview" / "space"
     for path in rendered.rglob("*"):
@@ -137,8 +164,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, AppS
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with "
-                    "`apt-get update && apt-get install -y chromium` (run_tests.sh does this).")  # fmt: skip
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium with "
+            "`apt-get update && apt-get install -y chromium` (run_tests.sh does this)."
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -158,8 +187,9 @@ def _wait_for_toast(page: object, text: str) -> None:
     page.locator(".toast-body.error", has_text=text).first.wait_for(state="visible", timeout=PREDICTION_TIMEOUT_MS)
 
 
-def test_browser_upload_segment_and_read_percentages(servers: dict[str, AppServer], browser: object,
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_browser_upload_segment_and_read_percentages(
+    servers: dict[str, AppServer], browser: object, tmp_path: Path
+) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
         page.goto(servers["model"].url + "/")
@@ -191,8 +221,10 @@ def test_browser_upload_segment_and_read_percentages(servers: dict[str, AppServe
 
         # Non-images: the frontend refuses a .txt by its type; a text file named .png reaches the server, whose
         # answer is a readable message, not a traceback.
-        for name, expected in (("notes.txt", "Invalid file type: notes.txt"),
-                               ("fake.png", "The file 'fake.png' is not an image this app can read")):  # fmt: skip
+        for name, expected in (
+            ("notes.txt", "Invalid file type: notes.txt"),
+            ("fake.png", "The file 'fake.png' is not an image this app can read"),
+        ):
             bogus = tmp_path / name
             bogus.write_text("not a picture")
             page.reload()
@@ -227,8 +259,9 @@ def test_gradio_client_named_endpoint(servers: dict[str, AppServer], tmp_path: P
         client.predict(handle_file(str(text)), api_name="/predict")
 
 
-def test_app_starts_without_a_model_and_explains_on_first_prediction(servers: dict[str, AppServer], browser: object,
-                                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_app_starts_without_a_model_and_explains_on_first_prediction(
+    servers: dict[str, AppServer], browser: object, tmp_path: Path
+) -> None:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 

@@ -22,15 +22,25 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-home-test-hub-server-")
 os.environ.pop("HF_TOKEN", None)
 
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import hashlib
+import json
+import random
+import time
+from pathlib import Path
 
-import httpx2  # noqa: E402
-import pytest  # noqa: E402
-from huggingface_hub import (  # noqa: E402
+import httpx2
+import pytest
+from hub_server import (
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    HubServer,
+    configure_hf_client,
+    hub_api,  # noqa: F401 - pytest fixture
+    hub_client_env,  # noqa: F401 - pytest fixture
+    hub_server,  # noqa: F401 - pytest fixture
+    hub_token,  # noqa: F401 - pytest fixture
+)
+from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationCopy,
     CommitOperationDelete,
@@ -40,23 +50,12 @@ from huggingface_hub import (  # noqa: E402
     hf_hub_download,
     snapshot_download,
 )
-from huggingface_hub.errors import (  # noqa: E402
+from huggingface_hub.errors import (
     BadRequestError,
     EntryNotFoundError,
     HfHubHTTPError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
-)
-
-from hub_server import (  # noqa: E402
-    DEFAULT_TOKEN,
-    DEFAULT_USER,
-    HubServer,
-    configure_hf_client,
-    hub_api,  # noqa: F401 - pytest fixture
-    hub_client_env,  # noqa: F401 - pytest fixture
-    hub_server,  # noqa: F401 - pytest fixture
-    hub_token,  # noqa: F401 - pytest fixture
 )
 
 MIB = 1024 * 1024
@@ -353,7 +352,9 @@ def test_list_repo_files_tree_and_paths_info(hub_server: HubServer, api: HfApi, 
     sub = sorted(e.path for e in api.list_repo_tree(repo, path_in_repo="d"))
     assert sub == ["d/b.txt", "d/e"]
     expanded = {e.path: e for e in api.list_repo_tree(repo, path_in_repo="d", recursive=True, expand=True)}
-    assert expanded["d/e/c.bin"].lfs is not None and expanded["d/e/c.bin"].last_commit.oid == hub_server.revision_sha(repo)
+    assert expanded["d/e/c.bin"].lfs is not None and expanded["d/e/c.bin"].last_commit.oid == hub_server.revision_sha(
+        repo
+    )
 
     infos = {e.path: e for e in api.get_paths_info(repo, ["a.txt", "d", "missing.txt"])}
     assert set(infos) == {"a.txt", "d"} and infos["a.txt"].size == 1
@@ -500,9 +501,15 @@ def test_part_etags_are_content_derived_and_checked_on_completion(hub_server: Hu
     oid = hashlib.sha256(blob).hexdigest()
     auth = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
     with httpx2.Client() as client:
-        batch = client.post(f"{hub_server.url}/{repo}.git/info/lfs/objects/batch", headers=auth,
-                            json={"operation": "upload", "transfers": ["basic", "multipart"],
-                                  "objects": [{"oid": oid, "size": len(blob)}]}).json()  # fmt: skip
+        batch = client.post(
+            f"{hub_server.url}/{repo}.git/info/lfs/objects/batch",
+            headers=auth,
+            json={
+                "operation": "upload",
+                "transfers": ["basic", "multipart"],
+                "objects": [{"oid": oid, "size": len(blob)}],
+            },
+        ).json()
         assert batch["transfer"] == "multipart"
         upload = batch["objects"][0]["actions"]["upload"]
         header = upload["header"]
@@ -639,7 +646,7 @@ def test_fixture_contract(hub_server: HubServer, hub_token: str, hub_client_env:
     from huggingface_hub import constants
 
     assert hub_server.url.startswith("http://127.0.0.1:") and hub_token == DEFAULT_TOKEN
-    assert hub_client_env is hub_server and constants.ENDPOINT == hub_server.url and constants.HF_HUB_DISABLE_XET
+    assert hub_client_env is hub_server and hub_server.url == constants.ENDPOINT and constants.HF_HUB_DISABLE_XET
     assert hub_api.endpoint == hub_server.url and hub_api.whoami()["name"] == DEFAULT_USER
     with httpx2.Client() as client:
         assert client.get(f"{hub_server.url}/api/whoami-v2").status_code == 401

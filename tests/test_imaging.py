@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beam_seg import imaging
+from beam_seg.data import imaging
 
 
 def _jpeg(pixels: np.ndarray, mode: str = "RGB") -> bytes:
@@ -23,7 +23,7 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture()
+@pytest.fixture
 def pair():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, size=(40, 50, 3), dtype=np.uint8)

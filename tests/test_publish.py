@@ -28,7 +28,9 @@ from hub_server import (  # noqa: F401 - fixtures
     hub_token,
 )
 
-from beam_seg import hub, manifest, publish
+from beam_seg import cli
+from beam_seg.hub import commits, retry
+from beam_seg.publish import job, manifest, options, pipeline, plan, uploads
 
 MODEL_REPO = f"{DEFAULT_USER}/pets-unet"
 SPACE_REPO = f"{DEFAULT_USER}/pets-demo"
@@ -123,7 +125,7 @@ def app_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def fast_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Our own backoff, shortened (``Retry-After`` from the server is still honoured)."""
-    monkeypatch.setattr(hub, "DEFAULT_RETRY", hub.RetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=0.1))
+    monkeypatch.setattr(retry, "DEFAULT_RETRY", retry.RetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=0.1))
 
 
 @pytest.fixture
@@ -171,11 +173,11 @@ def _free_port() -> int:
 def test_full_publish_round_trip(hub_env, model_dir, app_dir, tmp_path, caplog, capsys):
     from huggingface_hub import HfApi, ModelCard, snapshot_download
 
-    from beam_seg.load import load_model
+    from beam_seg.loader import load_model
 
     caplog.set_level(logging.DEBUG)
     server = hub_env
-    assert publish.run(_argv(model_dir, "--chunk_size_mb", "0.02", app_dir=app_dir)) == 0
+    assert job.run(_argv(model_dir, "--chunk_size_mb", "0.02", app_dir=app_dir)) == 0
 
     doc = _manifest(model_dir)
     sha = doc["model"]["commit_sha"]
@@ -233,19 +235,18 @@ def test_full_publish_round_trip(hub_env, model_dir, app_dir, tmp_path, caplog, 
     assert DEFAULT_TOKEN not in json.dumps(doc)
 
     # load_model returns a working callable.
-    model = load_model(MODEL_REPO, revision="v1", endpoint=server.url, cache_dir=str(tmp_path / "load"))
-    out = model([_png((1, 2, 3), 20), _png((4, 5, 6), 30)])
-    assert out["mask"].shape == (2, IMAGE_SIZE, IMAGE_SIZE) and out["mask"].dtype.name == "uint8"
-    assert out["probabilities"].shape == (2, IMAGE_SIZE, IMAGE_SIZE, 3) and out["probabilities"].dtype.name == "float32"
-    assert model.input_key == "image_bytes"
+    model = load_model(f"hf://{MODEL_REPO}@v1", endpoint=server.url, cache_dir=str(tmp_path / "load"))
+    mask, probabilities = model([_png((1, 2, 3), 20), _png((4, 5, 6), 30)])
+    assert mask.shape == (2, IMAGE_SIZE, IMAGE_SIZE) and mask.dtype.name == "uint8"
+    assert probabilities.shape == (2, IMAGE_SIZE, IMAGE_SIZE, 3) and probabilities.dtype.name == "float32"
 
 
 def test_republishing_a_version_is_a_no_op(hub_env, model_dir, app_dir):
     server = hub_env
-    assert publish.run(_argv(model_dir, app_dir=app_dir)) == 0
+    assert job.run(_argv(model_dir, app_dir=app_dir)) == 0
     first = _manifest(model_dir)
     server.reset_stats()
-    assert publish.run(_argv(model_dir, app_dir=app_dir)) == 0
+    assert job.run(_argv(model_dir, app_dir=app_dir)) == 0
     again = _manifest(model_dir)
     assert server.commits_created == 0 and server.bytes_uploaded == 0
     assert again["model"]["commit_sha"] == first["model"]["commit_sha"] and again["model"]["reused_commit"]
@@ -255,11 +256,11 @@ def test_republishing_a_version_is_a_no_op(hub_env, model_dir, app_dir):
 
 def test_a_version_with_other_content_is_refused(hub_env, model_dir, caplog):
     server = hub_env
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     (model_dir / "history.json").write_text("[]")
     server.reset_stats()
-    assert publish.run(_argv(model_dir)) == 1
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "beam_seg.publish"]
+    assert job.run(_argv(model_dir)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "beam_seg.publish.job"]
     assert len(errors) == 1 and "\n" not in errors[0]
     assert "'v1'" in errors[0] and MODEL_REPO in errors[0] and "already exists" in errors[0]
     assert "history.json" in errors[0]
@@ -268,12 +269,26 @@ def test_a_version_with_other_content_is_refused(hub_env, model_dir, caplog):
     assert doc["status"] == "failed" and doc["reason"] == errors[0]
 
 
+def test_a_version_conflict_is_found_before_any_upload(hub_env, model_dir, caplog):
+    """Changed LFS content under an existing version: refused by the driver, before the job sends anything."""
+    server = hub_env
+    assert job.run(_argv(model_dir)) == 0
+    variables = next((model_dir / "saved_model" / "variables").glob("variables.data-*"))
+    variables.write_bytes(variables.read_bytes() + b"changed")
+    server.reset_stats()
+    assert job.run(_argv(model_dir)) == 1
+    (line,) = _error_lines(caplog)
+    assert "already exists" in line and "variables.data" in line
+    assert server.bytes_uploaded == 0 and server.commits_created == 0
+    assert server.count_requests("POST", r"\.git/info/lfs/objects/batch") == 0  # No upload step ran.
+
+
 def test_a_new_version_deletes_stale_files_on_main_but_not_in_old_versions(hub_env, model_dir):
     server = hub_env
     (model_dir / "extra.json").write_text("{}")
-    assert publish.run(_argv(model_dir, version="v1")) == 0
+    assert job.run(_argv(model_dir, version="v1")) == 0
     (model_dir / "extra.json").unlink()
-    assert publish.run(_argv(model_dir, version="v2")) == 0
+    assert job.run(_argv(model_dir, version="v2")) == 0
     assert "extra.json" in server.list_files(MODEL_REPO, "v1") and "extra.json" not in server.list_files(MODEL_REPO)
     assert _manifest(model_dir)["deleted"] == ["extra.json"]
     assert server.revision_sha(MODEL_REPO, "v2") == server.revision_sha(MODEL_REPO, "main")
@@ -284,19 +299,19 @@ def test_commits_are_split_at_the_per_commit_limit(hub_env, model_dir, monkeypat
     for i in range(7):
         (model_dir / f"notes-{i}.txt").write_text(f"note {i}\n")
     files = len(_published_files(model_dir)) + 1  # + README.md
-    monkeypatch.setattr(hub, "MAX_FILES_PER_COMMIT", 5)
-    assert publish.run(_argv(model_dir)) == 0
+    monkeypatch.setattr(commits, "MAX_FILES_PER_COMMIT", 5)
+    assert job.run(_argv(model_dir)) == 0
     assert _model_commits(server) == -(-files // 5) > 1
     tree = server.list_files(MODEL_REPO, "v1")
     assert set(tree) - {".gitattributes"} == set(_published_files(model_dir)) | {"README.md"}
     server.reset_stats()
-    assert publish.run(_argv(model_dir, version="v1")) == 0  # Complete and immutable: nothing more to do.
+    assert job.run(_argv(model_dir, version="v1")) == 0  # Complete and immutable: nothing more to do.
     assert server.commits_created == 0
 
 
 def test_each_lfs_file_is_sent_once_by_the_upload_stage(hub_env, model_dir):
     server = hub_env
-    assert publish.run(_argv(model_dir, "--chunk_size_mb", "0.02")) == 0
+    assert job.run(_argv(model_dir, "--chunk_size_mb", "0.02")) == 0
     lfs = {f["path"]: f["size"] for f in _manifest(model_dir)["files"] if f["lfs"]}
     assert server.count_requests("PUT", r"^/_lfs/upload/", 200) == len(lfs)  # None again at commit time.
     assert server.bytes_uploaded == sum(lfs.values())
@@ -308,12 +323,12 @@ def test_large_files_go_up_in_parallel_parts_when_the_hub_asks_for_multipart(hub
     (model_dir / "saved_model" / "variables" / "variables.data-00001-of-00002").write_bytes(bytes(range(256)) * 2048)
     server.multipart_chunk_size = 64 * 1024  # The 512 KiB shard goes up in 8 parts.
     server.bandwidth_bytes_per_s = 1024 * 1024  # ~60 ms a part: parts sent one by one would never overlap.
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     assert server.count_requests("PUT", r"/part/\d+$", 200) >= 8
     assert server.max_concurrent_uploads > 1
     assert all(server.read_file(MODEL_REPO, p, "v1") == data for p, data in _published_files(model_dir).items())
     server.reset_stats()
-    assert publish.run(_argv(model_dir, version="v2")) == 0  # Re-published: no part is sent again.
+    assert job.run(_argv(model_dir, version="v2")) == 0  # Re-published: no part is sent again.
     assert server.bytes_uploaded == 0 and server.count_requests("PUT") == 0
 
 
@@ -323,17 +338,22 @@ def test_large_files_go_up_in_parallel_parts_when_the_hub_asks_for_multipart(hub
 def test_blessing_gate_blocks_a_weak_model(hub_env, tmp_path, caplog):
     server = hub_env
     weak = make_model_dir(tmp_path / "weak", val_miou=0.3)
-    assert publish.run(_argv(weak, "--min_miou", "0.5")) == 3
+    assert job.run(_argv(weak, "--min_miou", "0.5")) == 3
     assert server.requests == []
     doc = _manifest(weak)
     assert doc["status"] == "not-blessed" and doc["model"]["commit_sha"] is None
-    assert doc["blessing"] == {"metric": "val/mean_iou", "value": 0.3, "threshold": 0.5, "blessed": False,
-                               "reason": "val/mean_iou 0.3000 is below --min_miou 0.5"}  # fmt: skip
+    assert doc["blessing"] == {
+        "metric": "val/mean_iou",
+        "value": 0.3,
+        "threshold": 0.5,
+        "blessed": False,
+        "reason": "val/mean_iou 0.3000 is below --min_miou 0.5",
+    }
     assert "0.3000 is below --min_miou 0.5" in doc["reason"] and "0.3000 is below" in caplog.text
 
 
 def test_a_model_above_the_gate_is_pushed(hub_env, model_dir):
-    assert publish.run(_argv(model_dir, "--min_miou", "0.9")) == 0
+    assert job.run(_argv(model_dir, "--min_miou", "0.9")) == 0
     assert _manifest(model_dir)["blessing"]["blessed"] is True
 
 
@@ -341,7 +361,7 @@ def test_a_model_above_the_gate_is_pushed(hub_env, model_dir):
 def test_dry_run_touches_no_network(hub_server, model_dir, app_dir, monkeypatch, flag, capsys):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # Nothing listens there.
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert publish.run(_argv(model_dir, flag, app_dir=app_dir)) == 0
+    assert job.run(_argv(model_dir, flag, app_dir=app_dir)) == 0
     assert hub_server.requests == []
     doc = _manifest(model_dir)
     assert doc["status"] == "dry-run" and doc["model"]["commit_sha"] is None
@@ -357,8 +377,8 @@ def test_dry_run_touches_no_network(hub_server, model_dir, app_dir, monkeypatch,
 
 
 def test_preview_and_manifest_are_not_published(hub_env, model_dir):
-    assert publish.run(_argv(model_dir, "--dry_run")) == 0
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir, "--dry_run")) == 0
+    assert job.run(_argv(model_dir)) == 0
     tree = hub_env.list_files(MODEL_REPO)
     assert not any(p.startswith(("publish_preview", "checkpoints")) or p == manifest.MANIFEST_NAME for p in tree)
 
@@ -369,7 +389,7 @@ def test_preview_and_manifest_are_not_published(hub_env, model_dir):
 def test_rate_limited_lfs_uploads_are_retried_honouring_retry_after(hub_env, model_dir):
     server = hub_env
     fault = server.inject(method="PUT", path_regex=r"^/_lfs/upload/", status=429, retry_after=1, times=2)
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     assert fault.hits == 2 and server.count_requests("PUT", r"^/_lfs/upload/", 429) == 2
     assert _model_commits(server) == 1
     tree = server.list_files(MODEL_REPO, "v1")
@@ -380,7 +400,7 @@ def test_rate_limited_lfs_uploads_are_retried_honouring_retry_after(hub_env, mod
 def test_server_errors_on_commit_end_in_one_commit(hub_env, model_dir):
     server = hub_env
     server.inject(method="POST", path_regex=COMMIT_PATH, status=500, times=2)
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     assert server.count_requests("POST", COMMIT_PATH, 500) == 2 and _model_commits(server) == 1
     assert server.commits_created == 1
 
@@ -388,7 +408,7 @@ def test_server_errors_on_commit_end_in_one_commit(hub_env, model_dir):
 def test_a_commit_whose_response_is_lost_is_not_sent_again(hub_env, model_dir, caplog):
     server = hub_env
     server.inject(method="POST", path_regex=COMMIT_PATH, truncate_response_at=0)
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     assert server.commits_created == 1 and server.count_requests("POST", COMMIT_PATH) == 1
     assert "but it landed" in caplog.text
     assert _manifest(model_dir)["model"]["commit_sha"] == server.revision_sha(MODEL_REPO, "v1")
@@ -397,13 +417,13 @@ def test_a_commit_whose_response_is_lost_is_not_sent_again(hub_env, model_dir, c
 def test_a_killed_run_is_resumed_without_reuploading_or_duplicating(hub_env, model_dir, caplog):
     server = hub_env
     server.inject(method="POST", path_regex=COMMIT_PATH, drop=True, times=100)  # Every commit attempt dies.
-    assert publish.run(_argv(model_dir)) == 1
+    assert job.run(_argv(model_dir)) == 1
     assert _manifest(model_dir)["status"] == "failed" and server.commits_created == 0
     uploaded_first = server.bytes_uploaded
     assert uploaded_first > 0
     server.clear_faults()
     server.reset_stats()
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     assert server.bytes_uploaded == 0  # Every LFS object from the killed run was reused.
     assert server.commits_created == 1
     doc = _manifest(model_dir)
@@ -413,11 +433,11 @@ def test_a_killed_run_is_resumed_without_reuploading_or_duplicating(hub_env, mod
 def test_a_run_killed_after_its_commit_reuses_it(hub_env, model_dir):
     server = hub_env
     server.inject(method="POST", path_regex=r"^/api/models/.*/tag/", drop=True, times=100)
-    assert publish.run(_argv(model_dir)) == 1
+    assert job.run(_argv(model_dir)) == 1
     head = server.revision_sha(MODEL_REPO, "main")
     server.clear_faults()
     server.reset_stats()
-    assert publish.run(_argv(model_dir)) == 0
+    assert job.run(_argv(model_dir)) == 0
     assert server.commits_created == 0 and server.bytes_uploaded == 0
     doc = _manifest(model_dir)
     assert doc["model"]["commit_sha"] == head == server.revision_sha(MODEL_REPO, "refs/tags/v1")
@@ -445,7 +465,7 @@ def test_auth_errors_are_one_line_naming_the_repo_without_the_token(
     launched: list[object] = []  # A spy: the real run() still runs if it is called.
     run_job = beam.Pipeline.run
     monkeypatch.setattr(beam.Pipeline, "run", lambda self, *a, **k: launched.append(self) or run_job(self, *a, **k))
-    assert publish.run(_argv(model_dir, app_dir=app_dir)) == 1
+    assert job.run(_argv(model_dir, app_dir=app_dir)) == 1
     assert not launched  # The driver creates the repos: a bad token stops the run before any job starts.
     (line,) = _error_lines(caplog)
     assert f"HTTP {status}" in line and MODEL_REPO in line and "\n" not in line
@@ -457,9 +477,19 @@ def test_auth_errors_are_one_line_naming_the_repo_without_the_token(
 
 
 def test_a_missing_repo_is_a_404_line(hub_env, app_dir, tmp_path, caplog):
-    argv = ["--rollback", "v1", "--model_repo", f"{DEFAULT_USER}/no-such-model", "--space_repo", SPACE_REPO,
-            "--app_dir", str(app_dir), "--output_dir", str(tmp_path)]  # fmt: skip
-    assert publish.run(argv) == 1
+    argv = [
+        "--rollback",
+        "v1",
+        "--model_repo",
+        f"{DEFAULT_USER}/no-such-model",
+        "--space_repo",
+        SPACE_REPO,
+        "--app_dir",
+        str(app_dir),
+        "--output_dir",
+        str(tmp_path),
+    ]
+    assert job.run(argv) == 1
     (line,) = _error_lines(caplog)
     assert "HTTP 404" in line and f"{DEFAULT_USER}/no-such-model" in line
 
@@ -467,7 +497,7 @@ def test_a_missing_repo_is_a_404_line(hub_env, app_dir, tmp_path, caplog):
 def test_an_unreachable_hub_is_one_line(hub_env, model_dir, monkeypatch, caplog):
     endpoint = f"http://127.0.0.1:{_free_port()}"
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
-    assert publish.run(_argv(model_dir)) == 1
+    assert job.run(_argv(model_dir)) == 1
     (line,) = _error_lines(caplog)
     assert f"cannot reach the Hub at {endpoint}" in line and MODEL_REPO in line
     assert DEFAULT_TOKEN not in caplog.text
@@ -478,7 +508,7 @@ def test_no_token_is_a_clear_error(hub_client_env, model_dir, monkeypatch, caplo
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    assert publish.run(_argv(model_dir)) == 2
+    assert job.run(_argv(model_dir)) == 2
     (line,) = _error_lines(caplog)
     assert "no Hugging Face token" in line and "HF_TOKEN" in line and MODEL_REPO in line
     assert hub_client_env.requests == []
@@ -500,16 +530,16 @@ def test_no_token_is_a_clear_error(hub_client_env, model_dir, monkeypatch, caplo
         (["--hf_token_secret", "hf-token"], "--hf_token_secret 'hf-token' is not a Secret Manager secret"),
     ],
 )
-def test_bad_arguments_give_a_clear_error(model_dir, caplog, args, message):
+def test_bad_arguments_give_a_clear_error(model_dir, caplog, capsys, args, message):
     argv = ["--model_dir", str(model_dir), "--model_repo", MODEL_REPO, *IN_MEMORY, *args]
     if "--rollback" in args:
         argv += ["--space_repo", SPACE_REPO]
-    assert publish.run(argv) == 2
-    assert message in caplog.text
+    assert job.run(argv) == 2
+    assert message in caplog.text + capsys.readouterr().err
 
 
 def test_a_directory_without_a_saved_model_is_refused(tmp_path, caplog):
-    assert publish.run(["--model_dir", str(tmp_path), "--model_repo", MODEL_REPO]) == 2
+    assert job.run(["--model_dir", str(tmp_path), "--model_repo", MODEL_REPO]) == 2
     assert "saved_model.pb does not exist" in caplog.text
 
 
@@ -518,18 +548,30 @@ def test_a_directory_without_a_saved_model_is_refused(tmp_path, caplog):
 
 def test_rollback_repoints_the_space_without_touching_the_model(hub_env, model_dir, app_dir, tmp_path, caplog):
     server = hub_env
-    assert publish.run(_argv(model_dir, app_dir=app_dir, version="v1")) == 0
+    assert job.run(_argv(model_dir, app_dir=app_dir, version="v1")) == 0
     v1 = server.revision_sha(MODEL_REPO, "v1")
     (model_dir / "history.json").write_text('[{"epoch": 1, "loss": 0.5}]')
-    assert publish.run(_argv(model_dir, app_dir=app_dir, version="v2")) == 0
+    assert job.run(_argv(model_dir, app_dir=app_dir, version="v2")) == 0
     v2 = server.revision_sha(MODEL_REPO, "v2")
     assert v1 != v2 and f'"{v2}"' in server.read_file(SPACE_REPO, "app.py", repo_type="space").decode()
 
     server.reset_stats()
     out = tmp_path / "rollback"
-    argv = ["--rollback", "v1", "--model_repo", MODEL_REPO, "--space_repo", SPACE_REPO, "--app_dir", str(app_dir),
-            "--placeholder", "TITLE=Pet segmentation", "--output_dir", str(out)]  # fmt: skip
-    assert publish.run(argv) == 0
+    argv = [
+        "--rollback",
+        "v1",
+        "--model_repo",
+        MODEL_REPO,
+        "--space_repo",
+        SPACE_REPO,
+        "--app_dir",
+        str(app_dir),
+        "--placeholder",
+        "TITLE=Pet segmentation",
+        "--output_dir",
+        str(out),
+    ]
+    assert job.run(argv) == 0
     app_py = server.read_file(SPACE_REPO, "app.py", repo_type="space").decode()
     assert f'MODEL_REVISION = "{v1}"' in app_py and 'MODEL_VERSION = "v1"' in app_py
     assert server.bytes_uploaded == 0 and server.count_requests("POST", COMMIT_PATH) == 0  # Model untouched.
@@ -537,7 +579,7 @@ def test_rollback_repoints_the_space_without_touching_the_model(hub_env, model_d
     doc = json.loads((out / manifest.MANIFEST_NAME).read_text())
     assert doc["status"] == "rolled-back" and doc["model"]["commit_sha"] == v1 and doc["space"]["model_revision"] == v1
 
-    assert publish.run([*argv[:1], "v9", *argv[2:]]) == 1
+    assert job.run([*argv[:1], "v9", *argv[2:]]) == 1
     (line,) = _error_lines(caplog)
     assert "'v9'" in line and MODEL_REPO in line and "v1" in line
 
@@ -546,12 +588,12 @@ def test_rollback_repoints_the_space_without_touching_the_model(hub_env, model_d
 
 
 def test_help_lists_every_flag(capsys):
-    assert publish.run(["--help"]) == 0
+    assert job.run(["--help"]) == 0
     text = capsys.readouterr().out
     import argparse
 
     parser = argparse.ArgumentParser()
-    publish.PublishOptions._add_argparse_args(parser)
+    pipeline.PublishOptions._add_argparse_args(parser)
     flags = [a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"]
     assert len(flags) >= 13
     for flag in [*flags, "--output_dir", "--dry_run", "--runner", "--direct_running_mode", "HF_TOKEN", "HF_ENDPOINT"]:
@@ -559,33 +601,32 @@ def test_help_lists_every_flag(capsys):
 
 
 def test_dry_run_alias_does_not_clash_with_beams_own_flag():
-    assert publish.normalize_argv(["--dry_run", "--x"]) == ["--publish_dry_run", "--x"]
-    assert publish.normalize_argv(["--dry_run", "false"]) == []
-    assert publish.normalize_argv(["--dry_run=1"]) == ["--publish_dry_run"]
-    with pytest.raises(ValueError, match="--dry_run 'maybe'"):
-        publish.normalize_argv(["--dry_run=maybe"])
+    assert options.normalize_argv(["--dry_run", "--x"]) == ["--publish_dry_run", "--x"]
+    assert options.normalize_argv(["--dry_run", "false"]) == []
+    assert options.normalize_argv(["--dry_run=1"]) == ["--publish_dry_run"]
+    with pytest.raises(cli.UsageError, match="--dry_run 'maybe'"):
+        options.normalize_argv(["--dry_run=maybe"])
 
 
 def test_build_pipeline_needs_no_network(model_dir, app_dir, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
-    pipeline, plan = publish.build_pipeline(_argv(model_dir, app_dir=app_dir))
-    labels = {t.full_label.split("/")[-1] for t in pipeline.transforms_stack[0].parts[0].parts}
-    assert {"GroupIntoChunks", "UploadChunks", "CommitVersion", "PushSpace",
-            "WriteManifest"} <= labels  # fmt: skip
-    assert plan.version == "v1" and plan.blessing.blessed and "README.md" in {f.path_in_repo for f in plan.files}
-    assert not any(f.path_in_repo.startswith("checkpoints/") for f in plan.files)
+    p, built = job.build_pipeline(_argv(model_dir, app_dir=app_dir))
+    labels = {t.full_label.split("/")[-1] for t in p.transforms_stack[0].parts[0].parts}
+    assert {"GroupIntoChunks", "UploadChunks", "CommitVersion", "PushSpace", "WriteManifest"} <= labels
+    assert built.version == "v1" and built.blessing.blessed and "README.md" in {f.path_in_repo for f in built.files}
+    assert not any(f.path_in_repo.startswith("checkpoints/") for f in built.files)
 
 
 def test_default_version_is_a_utc_timestamp():
-    assert publish.default_version(0) == "v19700101T000000Z"
+    assert plan.default_version(0) == "v19700101T000000Z"
 
 
 def test_chunks_respect_the_target_size():
-    files = [publish.SourceFile(f"f{i}", "", size, False) for i, size in enumerate([50, 30, 30, 20, 10, 200])]
-    chunks = publish.plan_chunks(files, 60)
+    files = [plan.SourceFile(f"f{i}", "", size, False) for i, size in enumerate([50, 30, 30, 20, 10, 200])]
+    chunks = plan.plan_chunks(files, 60)
     assert sorted(f.path_in_repo for c in chunks for f in c) == sorted(f.path_in_repo for f in files)
     assert [sum(f.size for f in c) for c in chunks] == [200, 60, 60, 20]
-    assert publish.plan_chunks(files, 60) == chunks  # Deterministic.
+    assert plan.plan_chunks(files, 60) == chunks  # Deterministic.
 
 
 # ------------------------------------------------------------------------------------------------ gs:// and Dataflow
@@ -610,9 +651,18 @@ def gcs_model(gcs_emulator, model_template: Path) -> tuple[str, object, str]:
 
 def test_a_model_in_gcs_is_published(hub_env, gcs_model, model_template):
     uri, bucket, prefix = gcs_model
-    argv = ["--model_dir", uri, "--model_repo", MODEL_REPO, "--version", "v1",
-            "--output_dir", f"gs://beam-seg-publish/{prefix}-out", *IN_MEMORY]  # fmt: skip
-    assert publish.run(argv) == 0
+    argv = [
+        "--model_dir",
+        uri,
+        "--model_repo",
+        MODEL_REPO,
+        "--version",
+        "v1",
+        "--output_dir",
+        f"gs://beam-seg-publish/{prefix}-out",
+        *IN_MEMORY,
+    ]
+    assert job.run(argv) == 0
     doc = json.loads(bucket.blob(f"{prefix}-out/{manifest.MANIFEST_NAME}").download_as_bytes())
     assert doc["status"] == "pushed" and doc["model_dir"] == uri
     expected = _published_files(model_template)
@@ -624,27 +674,41 @@ def test_dataflow_job_is_built_offline(gcs_model):
 
     uri, _, prefix = gcs_model
     argv = [
-        "--model_dir", uri, "--model_repo", MODEL_REPO, "--version", "v1",
-        "--output_dir", f"gs://beam-seg-publish/{prefix}-df",
-        "--runner", "DataflowRunner", "--project", "test-project", "--region", "europe-west4",
-        "--temp_location", "gs://beam-seg-publish/tmp", "--staging_location", "gs://beam-seg-publish/staging",
+        "--model_dir",
+        uri,
+        "--model_repo",
+        MODEL_REPO,
+        "--version",
+        "v1",
+        "--output_dir",
+        f"gs://beam-seg-publish/{prefix}-df",
+        "--runner",
+        "DataflowRunner",
+        "--project",
+        "test-project",
+        "--region",
+        "europe-west4",
+        "--temp_location",
+        "gs://beam-seg-publish/tmp",
+        "--staging_location",
+        "gs://beam-seg-publish/staging",
         "--no_auth",
-    ]  # fmt: skip
-    pipeline, plan = publish.build_pipeline(argv)
-    pipeline.options.view_as(TestOptions).dry_run = True  # Beam's own dry run: build the job, do not submit it.
-    job = pipeline.run().job
-    assert job.proto.type.name == "JOB_TYPE_BATCH" and plan.runner == "DataflowRunner"
+    ]
+    p, built = job.build_pipeline(argv)
+    p.options.view_as(TestOptions).dry_run = True  # Beam's own dry run: build the job, do not submit it.
+    dataflow_job = p.run().job
+    assert dataflow_job.proto.type.name == "JOB_TYPE_BATCH" and built.runner == "DataflowRunner"
 
 
-def test_dataflow_needs_gcs_paths(model_dir, caplog):
+def test_dataflow_needs_gcs_paths(model_dir, capsys):
     argv = ["--model_dir", str(model_dir), "--model_repo", MODEL_REPO, "--runner", "DataflowRunner"]
-    assert publish.run(argv) == 2
-    assert "must be gs:// with --runner DataflowRunner" in caplog.text
+    assert job.run(argv) == 2
+    assert "must be gs:// with --runner DataflowRunner" in capsys.readouterr().err
 
 
 def test_upload_pools_start_every_thread_up_front():
     """The upload DoFn's pools run all their threads when setup() returns (none starts later, under load)."""
-    pool = publish._started_pool(8, "start-test")
+    pool = uploads._started_pool(8, "start-test")
     assert sum(t.name.startswith("start-test") for t in threading.enumerate()) == 8
     assert pool.submit(lambda: 41 + 1).result(timeout=30) == 42
     pool.shutdown(wait=True, cancel_futures=True)
@@ -652,8 +716,8 @@ def test_upload_pools_start_every_thread_up_front():
 
 def test_upload_pools_are_shared_by_a_process():
     """One set of pools per worker process and settings: DoFn instances (harness threads) and later jobs reuse it."""
-    first = publish._upload_pools(3, 2, xet=False)
-    assert publish._upload_pools(3, 2, xet=False) is first
+    first = uploads._upload_pools(3, 2, xet=False)
+    assert uploads._upload_pools(3, 2, xet=False) is first
     assert first.chunks._max_workers == 3 and first.transfers is not None and first.transfers._max_workers == 6
-    other = publish._upload_pools(2, 1, xet=True)  # Other settings: new pools (no transfer pool with Xet).
+    other = uploads._upload_pools(2, 1, xet=True)  # Other settings: new pools (no transfer pool with Xet).
     assert other is not first and other.transfers is None and other.chunks._max_workers == 2

@@ -25,14 +25,13 @@ import sys
 import apache_beam as beam
 import pytest
 import yaml
-
 from conftest import REPO_ROOT
 
 SCRIPT = "run_dataflow.sh"
 BUCKET = "beam-seg-run"
 PROJECT, REGION = "test-project", "europe-west4"
 FAKE_TOKEN = "hf_FAKEtoken_never_printed_0123456789"
-PY_MINOR = "%d.%d" % sys.version_info[:2]
+PY_MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
 SDK_IMAGE = f"apache/beam_python{PY_MINOR}_sdk:{beam.__version__}"
 
 
@@ -43,10 +42,16 @@ SDK_IMAGE = f"apache/beam_python{PY_MINOR}_sdk:{beam.__version__}"
 def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The repository's tracked (and new, not ignored) files, copied: the script runs from a clean checkout."""
     dst = tmp_path_factory.mktemp("repo")
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    names = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, names):
         src = os.path.join(REPO_ROOT, name)
         if os.path.isfile(src):
@@ -94,10 +99,14 @@ def _write_exe(path: str, text: str) -> None:
 def fake_bin(tmp_path_factory: pytest.TempPathFactory, pets_dir) -> str:
     """Fake gcloud, curl and nvidia-smi (see the module docstring for why each is faked)."""
     out = str(tmp_path_factory.mktemp("fakebin"))
-    _write_exe(os.path.join(out, "gcloud"),
-               f'#!/bin/sh\nexec "{sys.executable}" "{os.path.join(REPO_ROOT, "tests", "fake_gcloud.py")}" "$@"\n')  # fmt: skip
+    _write_exe(
+        os.path.join(out, "gcloud"),
+        f'#!/bin/sh\nexec "{sys.executable}" "{os.path.join(REPO_ROOT, "tests", "fake_gcloud.py")}" "$@"\n',
+    )
     archives = os.path.dirname(pets_dir.archives[0])
-    _write_exe(os.path.join(out, "curl"), f"""#!{sys.executable}
+    _write_exe(
+        os.path.join(out, "curl"),
+        f"""#!{sys.executable}
 # Fake curl: logs its argv, serves sample archives by the URL's file name (to stdout or -o FILE).
 import json, os, sys
 args = sys.argv[1:]
@@ -109,13 +118,17 @@ if "-o" in args:
     open(args[args.index("-o") + 1], "wb").write(data)
 else:
     sys.stdout.buffer.write(data)
-""")
-    _write_exe(os.path.join(out, "nvidia-smi"), """#!/bin/sh
+""",
+    )
+    _write_exe(
+        os.path.join(out, "nvidia-smi"),
+        """#!/bin/sh
 # Fake nvidia-smi -L: $FAKE_GPUS GPUs (default 0, then it fails like the real one without devices).
 n="${FAKE_GPUS:-0}"
 [ "$n" -gt 0 ] || { echo "No devices were found"; exit 6; }
 i=0; while [ "$i" -lt "$n" ]; do echo "GPU $i: Tesla T4 (UUID: GPU-fake-$i)"; i=$((i + 1)); done
-""")
+""",
+    )
     return out
 
 
@@ -125,10 +138,18 @@ def credentials_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     subprocesses authenticates at once (no refresh, no network; the emulator does not check tokens) instead of
     retrying the ADC lookup for ~30 s (conftest.gcs_emulator's in-process cache trick cannot reach a subprocess)."""
     path = tmp_path_factory.mktemp("adc") / "credentials.json"
-    path.write_text(json.dumps({
-        "type": "authorized_user", "client_id": "fake.apps.googleusercontent.com", "client_secret": "fake",
-        "refresh_token": "fake", "token": "fake-access-token", "expiry": "2999-01-01T00:00:00Z",
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "fake.apps.googleusercontent.com",
+                "client_secret": "fake",
+                "refresh_token": "fake",
+                "token": "fake-access-token",
+                "expiry": "2999-01-01T00:00:00Z",
+            }
+        )
+    )
     return str(path)
 
 
@@ -141,7 +162,7 @@ def bucket(gcs_emulator):
     return client.create_bucket(BUCKET)
 
 
-@pytest.fixture()
+@pytest.fixture
 def gcp_env(bucket, fake_bin, system_bin, credentials_file, tmp_path) -> dict[str, str]:
     env = _base_env([fake_bin, os.path.join(sys.prefix, "bin"), system_bin])
     env.update(
@@ -160,8 +181,20 @@ def run_script(repo: str, args: list[str], env: dict[str, str], timeout: float =
 
 
 def gcp_args(tmp_path, run_id: str, *extra: str) -> list[str]:
-    return ["--gcp", "--project", PROJECT, "--region", REGION, "--bucket", f"gs://{BUCKET}", "--run_id", run_id,
-            "--output_dir", str(tmp_path / "out"), *extra]  # fmt: skip
+    return [
+        "--gcp",
+        "--project",
+        PROJECT,
+        "--region",
+        REGION,
+        "--bucket",
+        f"gs://{BUCKET}",
+        "--run_id",
+        run_id,
+        "--output_dir",
+        str(tmp_path / "out"),
+        *extra,
+    ]
 
 
 def gcloud_calls(env: dict[str, str]) -> list[list[str]]:
@@ -224,6 +257,25 @@ def test_local_default_runs_every_stage(local_run):
         assert f"python -m beam_seg.{stage} " in log
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--resize", "100"], "python -m beam_seg.train: --image_size 100: image size 100 is not a multiple of 16"),
+        (["--train_args", "--epoch 3"], "python -m beam_seg.train: unknown flag --epoch (did you mean --epochs?)"),
+        (["--model_repo", "bad//repo"], "python -m beam_seg.publish: --model_repo 'bad//repo' is not a valid repo id"),
+        (["--publish_version", "main"], "python -m beam_seg.publish: --version 'main' cannot name a tag and a branch"),
+        (["--resize", "4", "--stages", "data"], "python -m beam_seg.tfrecord_gen: --resize 4 is out of range"),
+    ],
+)
+def test_flags_a_later_stage_refuses_stop_the_run_before_stage_1(repo_copy, system_bin, tmp_path, args, line):
+    env = _base_env([os.path.join(sys.prefix, "bin"), system_bin])
+    out = tmp_path / "out"
+    proc = run_script(repo_copy, ["--num_images", "12", "--output_dir", str(out), *args], env, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1].startswith(line), proc.stderr
+    assert not (out / "sample_data").exists() and not (out / "tfrecords").exists()  # Nothing ran.
+
+
 # ------------------------------------------------------------------------------------------ GCP, offline
 
 
@@ -236,28 +288,52 @@ def _seed_model(bucket, model_dir: str, prefix: str) -> None:
             bucket.blob(f"{prefix}/{os.path.relpath(path, model_dir)}").upload_from_filename(path)
 
 
-def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(repo_copy, local_run, bucket, gcp_env, pets_dir,
-                                                                   tmp_path):  # fmt: skip
+def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(
+    repo_copy, local_run, bucket, gcp_env, pets_dir, tmp_path
+):
     assert local_run[0].returncode == 0, "the local run failed: see test_local_default_runs_every_stage"
     run_id = "ci-dry-1"
     root = f"gs://{BUCKET}/{run_id}"
     _seed_model(bucket, os.path.join(local_run[1], "model"), f"{run_id}/model")
     env = {**gcp_env, "HF_TOKEN": FAKE_TOKEN}
-    args = gcp_args(tmp_path, run_id, "--dry_run", "--download", "--train_on", "vertex",
-                    "--vertex_machine_type", "g2-standard-24", "--accelerator_type", "NVIDIA_L4",
-                    "--accelerator_count", "2", "--worker_machine_type", "n2-standard-2", "--max_workers", "3",
-                    "--hf_user", "ci-user", "--resize", "64", "--epochs", "3")  # fmt: skip
+    args = gcp_args(
+        tmp_path,
+        run_id,
+        "--dry_run",
+        "--download",
+        "--train_on",
+        "vertex",
+        "--vertex_machine_type",
+        "g2-standard-24",
+        "--accelerator_type",
+        "NVIDIA_L4",
+        "--accelerator_count",
+        "2",
+        "--worker_machine_type",
+        "n2-standard-2",
+        "--max_workers",
+        "3",
+        "--hf_user",
+        "ci-user",
+        "--resize",
+        "64",
+        "--epochs",
+        "3",
+    )
     proc = run_script(repo_copy, args, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "out" / "runs" / run_id
 
     # --download: both official URLs fetched (fake curl) and streamed into gs://B/<run_id>/input.
     fetched = [json.loads(line) for line in open(env["FAKE_CURL_LOG"])]
-    assert [a[-1] for a in fetched] == [f"https://thor.robots.ox.ac.uk/datasets/pets/{n}"
-                                        for n in ("images.tar.gz", "annotations.tar.gz")]  # fmt: skip
+    assert [a[-1] for a in fetched] == [
+        f"https://thor.robots.ox.ac.uk/datasets/pets/{n}" for n in ("images.tar.gz", "annotations.tar.gz")
+    ]
     assert blobs(bucket, f"{run_id}/input/") == [f"{run_id}/input/annotations.tar.gz", f"{run_id}/input/images.tar.gz"]
-    assert bucket.blob(f"{run_id}/input/images.tar.gz").download_as_bytes() == open(
-        [a for a in pets_dir.archives if a.endswith("images.tar.gz")][0], "rb").read()  # fmt: skip
+    assert (
+        bucket.blob(f"{run_id}/input/images.tar.gz").download_as_bytes()
+        == open(next(a for a in pets_dir.archives if a.endswith("images.tar.gz")), "rb").read()
+    )
 
     # Stages 1 and 3: Dataflow jobs translated by Beam's DataflowRunner with --dry_run, as recorded.
     for stage, job_name in (("tfrecord_gen", f"beam-seg-data-{run_id}"), ("publish", f"beam-seg-publish-{run_id}")):
@@ -278,14 +354,19 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(repo_copy, loc
     assert f"--input {root}/input --output_dir {root}/tfrecords --resize 64" in argv
     publish_job = json.load(open(run_dir / "dataflow_publish.json"))
     assert {"PublishModel/UploadChunks", "PublishModel/CommitVersion", "PublishModel/PushSpace"} <= set(
-        publish_job["steps"])  # fmt: skip
+        publish_job["steps"]
+    )
     argv = " ".join(publish_job["argv"])
-    assert f"--model_dir {root}/model --model_repo ci-user/beam-seg-pets --space_repo ci-user/beam-seg-pets-demo" in argv
+    assert (
+        f"--model_dir {root}/model --model_repo ci-user/beam-seg-pets --space_repo ci-user/beam-seg-pets-demo" in argv
+    )
     assert f"--output_dir {root}/publish --version v{run_id}" in argv
     # The workers' token: a Secret Manager version (recorded in this dry run), never the token itself.
     assert f"--hf_token_secret projects/{PROJECT}/secrets/beam-seg-hf-token/versions/latest" in argv
-    assert (f"# dry run, not run: gcloud secrets versions add beam-seg-hf-token --project={PROJECT} --data-file=-"
-            in (run_dir / "commands.log").read_text())  # fmt: skip
+    assert (
+        f"# dry run, not run: gcloud secrets versions add beam-seg-hf-token --project={PROJECT} --data-file=-"
+        in (run_dir / "commands.log").read_text()
+    )
     assert not blobs(bucket, f"{run_id}/tfrecords") and not blobs(bucket, f"{run_id}/publish")  # Nothing ran.
 
     # Stage 2: the Vertex AI job spec, written to the run dir and to gs://B/<run_id>/vertex, submission recorded.
@@ -293,33 +374,57 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(repo_copy, loc
     assert bucket.blob(f"{run_id}/vertex/vertex_job.yaml").download_as_text() == spec_text
     spec = yaml.safe_load(spec_text)
     (pool,) = spec["workerPoolSpecs"]
-    assert pool["machineSpec"] == {"machineType": "g2-standard-24", "acceleratorType": "NVIDIA_L4",
-                                   "acceleratorCount": 2}  # fmt: skip
+    assert pool["machineSpec"] == {
+        "machineType": "g2-standard-24",
+        "acceleratorType": "NVIDIA_L4",
+        "acceleratorCount": 2,
+    }
     assert pool["replicaCount"] == 1
     image = pool["containerSpec"]["imageUri"]
     assert re.fullmatch(rf"{REGION}-docker\.pkg\.dev/{PROJECT}/beam-seg/train:0\.1\.0-[0-9a-f]{{12}}", image), image
-    assert pool["containerSpec"]["args"] == ["--data_dir", f"{root}/tfrecords", "--output_dir", f"{root}/model",
-                                             "--image_size", "64", "--epochs", "3", "--resume"]  # fmt: skip
+    assert pool["containerSpec"]["args"] == [
+        "--data_dir",
+        f"{root}/tfrecords",
+        "--output_dir",
+        f"{root}/model",
+        "--image_size",
+        "64",
+        "--epochs",
+        "3",
+        "--resume",
+    ]
     assert spec["baseOutputDirectory"] == {"outputUriPrefix": f"{root}/vertex"}
     context = run_dir / "train_image_context"
     assert (context / "Dockerfile").read_text() == open(os.path.join(repo_copy, "docker", "train.Dockerfile")).read()
-    assert (context / "beam_seg" / "train.py").exists() and (context / "constraints.txt").exists()
+    assert (context / "beam_seg" / "train" / "__main__.py").exists() and (context / "constraints.txt").exists()
 
     # gcloud: only bucket reads/writes were run; the image build and the Vertex job were only recorded.
     calls = gcloud_calls(env)
     commands = [" ".join(c[:3]) for c in calls]
     assert calls[0] == ["storage", "ls", f"--project={PROJECT}", f"gs://{BUCKET}"]  # The reachability preflight.
     assert ["storage", "cp", f"--project={PROJECT}", "-", f"{root}/input/images.tar.gz.part"] in calls
-    assert ["storage", "mv", f"--project={PROJECT}", f"{root}/input/images.tar.gz.part",
-            f"{root}/input/images.tar.gz"] in calls  # fmt: skip
-    assert ["storage", "cp", f"--project={PROJECT}", str(run_dir / "vertex_job.yaml"),
-            f"{root}/vertex/vertex_job.yaml"] in calls  # fmt: skip
+    assert [
+        "storage",
+        "mv",
+        f"--project={PROJECT}",
+        f"{root}/input/images.tar.gz.part",
+        f"{root}/input/images.tar.gz",
+    ] in calls
+    assert [
+        "storage",
+        "cp",
+        f"--project={PROJECT}",
+        str(run_dir / "vertex_job.yaml"),
+        f"{root}/vertex/vertex_job.yaml",
+    ] in calls
     assert "auth list" not in " | ".join(commands)  # GOOGLE_APPLICATION_CREDENTIALS is set.
     assert not [c for c in commands if c.startswith(("builds", "ai", "artifacts"))], commands
     log = (run_dir / "commands.log").read_text()
     assert f"# dry run, not run: gcloud builds submit {context} --project={PROJECT} --tag={image}" in log
-    assert (f"# dry run, not run: gcloud ai custom-jobs create --project={PROJECT} --region={REGION} "
-            f"--display-name=beam-seg-train-{run_id} --config={run_dir}/vertex_job.yaml") in log  # fmt: skip
+    assert (
+        f"# dry run, not run: gcloud ai custom-jobs create --project={PROJECT} --region={REGION} "
+        f"--display-name=beam-seg-train-{run_id} --config={run_dir}/vertex_job.yaml"
+    ) in log
     assert f"Re-run a stage of this run: {SCRIPT} --gcp" in proc.stdout
 
     # The token is never printed nor written.
@@ -331,13 +436,26 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(repo_copy, loc
 
 def test_gcp_local_training_dry_run_uses_the_gpus_and_waits_for_a_model(repo_copy, gcp_env, tmp_path):
     env = {**gcp_env, "FAKE_GPUS": "2"}
-    args = gcp_args(tmp_path, "ci-local-1", "--dry_run", "--stages", "train,publish",
-                    "--gpus", "2", "--epochs", "16", "--train_args", "--base_filters 16")  # fmt: skip
+    args = gcp_args(
+        tmp_path,
+        "ci-local-1",
+        "--dry_run",
+        "--stages",
+        "train,publish",
+        "--gpus",
+        "2",
+        "--epochs",
+        "16",
+        "--train_args",
+        "--base_filters 16",
+    )
     proc = run_script(repo_copy, args, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = f"gs://{BUCKET}/ci-local-1"
-    train = (f"dry run, not run: env CUDA_VISIBLE_DEVICES=0,1 python -m beam_seg.train --data_dir {root}/tfrecords "
-             f"--output_dir {root}/model --image_size 128 --epochs 16 --resume --base_filters 16")  # fmt: skip
+    train = (
+        f"dry run, not run: env CUDA_VISIBLE_DEVICES=0,1 python -m beam_seg.train --data_dir {root}/tfrecords "
+        f"--output_dir {root}/model --image_size 128 --epochs 16 --resume --base_filters 16"
+    )
     assert train in proc.stdout
     assert f"stage 3 skipped in this dry run: no trained model in {root}/model" in proc.stdout
 
@@ -360,9 +478,18 @@ def test_gcp_vertex_training_submits_and_waits(repo_copy, gcp_env, tmp_path, sta
     job = f"projects/123/locations/{REGION}/customJobs/42"
     assert calls[0][:2] == ["auth", "list"]
     create = [c for c in calls if c[:3] == ["ai", "custom-jobs", "create"]]
-    assert create == [["ai", "custom-jobs", "create", f"--project={PROJECT}", f"--region={REGION}",
-                       f"--display-name=beam-seg-train-{run_id}", f"--config={run_dir}/vertex_job.yaml",
-                       "--format=value(name)"]]  # fmt: skip
+    assert create == [
+        [
+            "ai",
+            "custom-jobs",
+            "create",
+            f"--project={PROJECT}",
+            f"--region={REGION}",
+            f"--display-name=beam-seg-train-{run_id}",
+            f"--config={run_dir}/vertex_job.yaml",
+            "--format=value(name)",
+        ]
+    ]
     describes = [c for c in calls if c[:3] == ["ai", "custom-jobs", "describe"]]
     assert describes and all(c[3] == job for c in describes)
     assert len(describes) == len(states.split(","))
@@ -371,8 +498,11 @@ def test_gcp_vertex_training_submits_and_waits(repo_copy, gcp_env, tmp_path, sta
     if extra:
         assert image == extra[1] and not builds  # --train_image skips the build.
     else:
-        assert [c[:3] for c in builds] == [["artifacts", "docker", "images"], ["artifacts", "repositories", "describe"],
-                                           ["builds", "submit", str(run_dir / "train_image_context")]]  # fmt: skip
+        assert [c[:3] for c in builds] == [
+            ["artifacts", "docker", "images"],
+            ["artifacts", "repositories", "describe"],
+            ["builds", "submit", str(run_dir / "train_image_context")],
+        ]
         assert builds[-1][3:] == [f"--project={PROJECT}", f"--tag={image}"]
     if ok:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -403,25 +533,38 @@ def test_gcp_vertex_training_rerun_waits_for_the_job_still_running(repo_copy, gc
 
 PREFLIGHT_CASES = [
     ("no-gcloud", [], {"PATH": None}, "gcloud is not on PATH"),
-    ("no-account", [], {"GOOGLE_APPLICATION_CREDENTIALS": None, "FAKE_GCLOUD_ACCOUNT": ""},
-     "no active gcloud account"),
-    ("unreachable-bucket", ["--bucket", "gs://no-such-bucket"], {},
-     "bucket gs://no-such-bucket is not reachable"),
-    ("gpu-missing", ["--train_on", "local", "--gpus", "1"], {"FAKE_GPUS": "0"},
-     "--gpus 1 asked but 'nvidia-smi -L' lists 0 GPU(s)"),
+    ("no-account", [], {"GOOGLE_APPLICATION_CREDENTIALS": None, "FAKE_GCLOUD_ACCOUNT": ""}, "no active gcloud account"),
+    ("unreachable-bucket", ["--bucket", "gs://no-such-bucket"], {}, "bucket gs://no-such-bucket is not reachable"),
+    (
+        "gpu-missing",
+        ["--train_on", "local", "--gpus", "1"],
+        {"FAKE_GPUS": "0"},
+        "--gpus 1 asked but 'nvidia-smi -L' lists 0 GPU(s)",
+    ),
     ("publish-without-token", ["--hf_user", "someone"], {}, "a real publish (--hf_user/--model_repo) needs HF_TOKEN"),
-    ("beam-mismatch", ["--sdk_container_image", f"apache/beam_python{PY_MINOR}_sdk:2.60.0"], {},
-     f"has tag 2.60.0 but the installed apache-beam is {beam.__version__}"),
-    ("python-mismatch", ["--sdk_container_image", f"apache/beam_python3.9_sdk:{beam.__version__}"], {},
-     f"is for Python 3.9 but this venv runs Python {PY_MINOR}"),
+    (
+        "beam-mismatch",
+        ["--sdk_container_image", f"apache/beam_python{PY_MINOR}_sdk:2.60.0"],
+        {},
+        f"has tag 2.60.0 but the installed apache-beam is {beam.__version__}",
+    ),
+    (
+        "python-mismatch",
+        ["--sdk_container_image", f"apache/beam_python3.9_sdk:{beam.__version__}"],
+        {},
+        f"is for Python 3.9 but this venv runs Python {PY_MINOR}",
+    ),
     ("no-project", [], {}, "--project is required with --gcp"),
     ("bucket-not-gs", ["--bucket", "my-bucket"], {}, "--bucket 'my-bucket' must start with gs://"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("case", "args", "env_change", "message"), PREFLIGHT_CASES, ids=[c[0] for c in PREFLIGHT_CASES])
-def test_gcp_preflight_fails_fast_with_one_line(repo_copy, gcp_env, fake_bin, system_bin, tmp_path, case, args,
-                                                env_change, message):  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "args", "env_change", "message"), PREFLIGHT_CASES, ids=[c[0] for c in PREFLIGHT_CASES]
+)
+def test_gcp_preflight_fails_fast_with_one_line(
+    repo_copy, gcp_env, fake_bin, system_bin, tmp_path, case, args, env_change, message
+):
     env = dict(gcp_env)
     for key, value in env_change.items():
         env.pop(key, None)
@@ -449,7 +592,7 @@ def test_gcp_preflight_fails_fast_with_one_line(repo_copy, gcp_env, fake_bin, sy
 def _script_flags() -> set[str]:
     """The flags of the script's option parser (its case arms)."""
     text = open(os.path.join(REPO_ROOT, SCRIPT)).read()
-    parser = text[text.index('while [[ $# -gt 0 ]]; do'):text.index("done", text.index('while [[ $# -gt 0 ]]; do'))]
+    parser = text[text.index("while [[ $# -gt 0 ]]; do") : text.index("done", text.index("while [[ $# -gt 0 ]]; do"))]
     return {flag for arm in re.findall(r"^\s*((?:-[-\w]+\|?)+)\)", parser, flags=re.M) for flag in arm.split("|")}
 
 
@@ -469,8 +612,12 @@ def test_workflow_runs_the_script_with_flags_it_accepts():
     assert {"project", "region", "bucket", "model_repo", "hf_user", "space_repo", "train_on"} <= set(inputs)
     (job,) = workflow["jobs"].values()
     uses = [s.get("uses", "") for s in job["steps"]]
-    for action in ("actions/checkout@", "actions/setup-python@", "google-github-actions/auth@v2",
-                   "google-github-actions/setup-gcloud@v2"):  # fmt: skip
+    for action in (
+        "actions/checkout@",
+        "actions/setup-python@",
+        "google-github-actions/auth@v2",
+        "google-github-actions/setup-gcloud@v2",
+    ):
         assert any(u.startswith(action) for u in uses), uses
     auth = next(s for s in job["steps"] if s.get("uses", "").startswith("google-github-actions/auth@"))
     assert auth["with"]["credentials_json"] == "${{ secrets.GCP_SA_KEY }}"
@@ -500,7 +647,12 @@ def test_shell_scripts_pass_shellcheck():
         if os.environ.get("CI"):
             pytest.fail("shellcheck is not installed (run_tests.sh installs Debian's shellcheck when it can)")
         pytest.skip("shellcheck is not installed")
-    scripts = [SCRIPT, "run_tests.sh", *sorted(os.path.join("scripts", n) for n in os.listdir(
-        os.path.join(REPO_ROOT, "scripts")) if n.endswith(".sh"))]  # fmt: skip
+    scripts = [
+        SCRIPT,
+        "run_tests.sh",
+        *sorted(
+            os.path.join("scripts", n) for n in os.listdir(os.path.join(REPO_ROOT, "scripts")) if n.endswith(".sh")
+        ),
+    ]
     proc = subprocess.run(["shellcheck", *scripts], cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

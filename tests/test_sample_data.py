@@ -5,17 +5,18 @@ from __future__ import annotations
 import filecmp
 import os
 
-from beam_seg import pets, sample_data
+from beam_seg.data import lists
+from beam_seg.data import sample as sample_data
 
 
 def test_layout_lists_and_faults(pets_dir):
     root = pets_dir.root
     ann = os.path.join(root, "annotations")
-    listed = pets.parse_list_file(open(os.path.join(ann, "list.txt")).read())
+    listed = lists.parse_list_file(open(os.path.join(ann, "list.txt")).read())
     assert open(os.path.join(ann, "list.txt")).read().startswith("#Image CLASS-ID SPECIES BREED ID")
     assert len(listed) == 60 == len(pets_dir.trainval) + len(pets_dir.test)
     for entry in listed:
-        assert pets.entry_from_name(entry.name) == entry  # ids agree with the breed naming convention
+        assert lists.entry_from_name(entry.name) == entry  # ids agree with the breed naming convention
         assert os.path.exists(os.path.join(root, "images", entry.name + ".jpg"))
         assert os.path.exists(os.path.join(ann, "trimaps", entry.name + ".png"))
     assert set(pets_dir.faults.values()) == set(sample_data.FAULT_KINDS)

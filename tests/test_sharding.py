@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from beam_seg import sharding
+from beam_seg.data import sharding
+from beam_seg.formats import shard_name
 
 
 def test_stable_hash_is_identical_in_another_process():
     here = sharding.stable_hash("Bombay_1", "salt", 3)
-    code = "from beam_seg import sharding; print(sharding.stable_hash('Bombay_1', 'salt', 3))"
+    code = "from beam_seg.data import sharding; print(sharding.stable_hash('Bombay_1', 'salt', 3))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(other.stdout) == here
 
@@ -27,4 +28,4 @@ def test_num_shards_comes_from_the_data():
     assert sharding.num_shards_for(0, 128_000_000) == 1
     assert sharding.num_shards_for(128_000_001, 128_000_000) == 2
     assert sharding.num_shards_for(10, 128_000_000, fixed=4) == 4
-    assert sharding.shard_name("val", 2, 10) == "val-00002-of-00010.tfrecord"
+    assert shard_name("val", 2, 10) == "val-00002-of-00010.tfrecord"

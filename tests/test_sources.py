@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from beam_seg import sources
+from beam_seg.data import sources
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hub_server import DEFAULT_USER, hub_api, hub_client_env, hub_server, hub_token  # noqa: F401 - fixtures
 
-from beam_seg import space
+from beam_seg.publish import space
 
 VALUES = {"MODEL_REPO_ID": "me/model", "MODEL_VERSION": "v1", "MODEL_REVISION": "abc123", "TITLE": "Pets"}
 
@@ -65,10 +65,16 @@ def test_placeholders_keep_equals_signs_in_values():
 
 
 def test_placeholder_values():
-    values = space.placeholder_values(model_repo="me/m", version="v2", revision="f" * 40, endpoint="http://hub/",
-                                      extra={"TITLE": "t"})  # fmt: skip
-    assert values == {"TITLE": "t", "MODEL_REPO_ID": "me/m", "MODEL_VERSION": "v2", "MODEL_REVISION": "f" * 40,
-                      "MODEL_REPO_URL": "http://hub/me/m"}  # fmt: skip
+    values = space.placeholder_values(
+        model_repo="me/m", version="v2", revision="f" * 40, endpoint="http://hub/", extra={"TITLE": "t"}
+    )
+    assert values == {
+        "TITLE": "t",
+        "MODEL_REPO_ID": "me/m",
+        "MODEL_VERSION": "v2",
+        "MODEL_REVISION": "f" * 40,
+        "MODEL_REPO_URL": "http://hub/me/m",
+    }
 
 
 def test_load_template_skips_caches(tmp_path):
@@ -100,12 +106,12 @@ def test_push_space_is_one_exact_commit(hub_api, hub_client_env):
     repo = f"{DEFAULT_USER}/demo"
     hub_api.create_repo(repo, repo_type="space", space_sdk="gradio")
     files = {"README.md": b"---\nsdk: gradio\n---\n", "app.py": b"print(1)\n", "ex.png": b"\x89PNG\x00\x01"}
-    first = space.push_space(hub_api, repo_id=repo, files=files, message="deploy")
+    first = space.push_space(hub_api, repo_id=repo, rendered=files, message="deploy")
     assert first.commits_created == 1 and server.commits_created == 1
     assert {p: server.read_file(repo, p, repo_type="space") for p in files} == files
     assert server.list_files(repo, repo_type="space")["ex.png"].lfs
-    assert space.push_space(hub_api, repo_id=repo, files=files, message="again").commits_created == 0
+    assert space.push_space(hub_api, repo_id=repo, rendered=files, message="again").commits_created == 0
     files.pop("ex.png")
-    space.push_space(hub_api, repo_id=repo, files=files, message="smaller")
+    space.push_space(hub_api, repo_id=repo, rendered=files, message="smaller")
     assert set(server.list_files(repo, repo_type="space")) == {".gitattributes", "README.md", "app.py"}
     assert server.commits_created == 2

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
-import pytest
-
-from beam_seg.stats import ERROR, IGNORED, STATS, DatasetReportFn, example_stats
+from beam_seg.data.stats import ERROR, IGNORED, STATS, DatasetReportFn, example_stats
 
 
 def _contributions(n: int):
@@ -17,8 +16,14 @@ def _contributions(n: int):
         h, w = int(rng.integers(5, 20)), int(rng.integers(5, 20))
         px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         mask = rng.integers(0, 3, (h, w), dtype=np.uint8)
-        stats = example_stats(Image.fromarray(px), Image.fromarray(mask), source_height=h * 2, source_width=w,
-                              record_bytes=100 + i, conversion="JPEG/L" if i % 3 == 0 else "")  # fmt: skip
+        stats = example_stats(
+            Image.fromarray(px),
+            Image.fromarray(mask),
+            source_height=h * 2,
+            source_width=w,
+            record_bytes=100 + i,
+            conversion="JPEG/L" if i % 3 == 0 else "",
+        )
         items.append((px, mask, stats))
     return items
 

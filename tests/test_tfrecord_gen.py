@@ -13,10 +13,13 @@ import tarfile
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import IN_MEMORY
 from PIL import Image
 
-from beam_seg import codec, pets, sharding, tfrecord_gen
-from conftest import IN_MEMORY
+from beam_seg import cli
+from beam_seg.data import codec, lists, pipeline, sharding
+from beam_seg.data import job as tfrecord_gen
+from beam_seg.formats import ERRORS_NAME, SPLITS, STATS_NAME
 
 
 def _run(input_dir: str, output_dir: str, *extra: str) -> int:
@@ -29,12 +32,12 @@ def _records(output_dir: str, split: str) -> list[codec.PetExample]:
 
 
 def _errors(output_dir: str) -> dict[str, dict]:
-    with open(os.path.join(output_dir, tfrecord_gen.ERRORS_NAME)) as f:
+    with open(os.path.join(output_dir, ERRORS_NAME)) as f:
         return {e["name"]: e for e in map(json.loads, f)}
 
 
 def _stats(output_dir: str) -> dict:
-    with open(os.path.join(output_dir, tfrecord_gen.STATS_NAME)) as f:
+    with open(os.path.join(output_dir, STATS_NAME)) as f:
         return json.load(f)
 
 
@@ -44,7 +47,7 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture()
+@pytest.fixture
 def damaged(pets_copy, pets_dir):
     """The sample layout plus one file of every dead-letter kind; returns (root, name -> reason, extras)."""
     root = pets_copy
@@ -99,7 +102,7 @@ def test_every_fault_lands_in_the_dead_letter_and_accounting_holds(damaged, pets
     assert {n: e["reason"] for n, e in errors.items()} == expected
     assert all(set(e) == {"name", "split", "stage", "reason", "detail"} for e in errors.values())
     stats = _stats(out)
-    records = {split: _records(out, split) for split in tfrecord_gen.SPLITS}
+    records = {split: _records(out, split) for split in SPLITS}
     listed = len(pets_dir.trainval) + len(pets_dir.test)
     assert stats["listed"] == listed
     assert sum(len(r) for r in records.values()) + len(errors) == listed == stats["records"] + stats["errors"]
@@ -112,7 +115,7 @@ def test_every_fault_lands_in_the_dead_letter_and_accounting_holds(damaged, pets
     }
     # CMYK, grayscale, RGBA and palette PNGs named .jpg became RGB records.
     conversions = {}
-    for split in tfrecord_gen.SPLITS:
+    for split in SPLITS:
         for kind, n in stats["splits"][split]["conversions"].items():
             conversions[kind] = conversions.get(kind, 0) + n
     assert conversions == {"JPEG/CMYK": 1, "JPEG/L": 1, "PNG/P": 1, "PNG/RGBA": 1}
@@ -126,14 +129,17 @@ def test_every_fault_lands_in_the_dead_letter_and_accounting_holds(damaged, pets
 def test_records_match_the_lists_splits_and_labels(pets_dir, tmp_path):
     out = str(tmp_path / "out")
     assert _run(pets_dir.root, out, "--input_layout", "extracted") == 0
-    records = {split: _records(out, split) for split in tfrecord_gen.SPLITS}
+    records = {split: _records(out, split) for split in SPLITS}
     bad = {n for n, k in pets_dir.faults.items() if k == "truncated_jpeg"}
     assert {r.file_name for r in records["test"]} == set(pets_dir.test) - bad
     trainval = {r.file_name for r in records["train"] + records["val"]}
     assert trainval == set(pets_dir.trainval) - bad
     assert {r.file_name for r in records["val"]} == {n for n in trainval if sharding.is_val(n, 0.1)}
     for r in records["train"] + records["val"] + records["test"]:
-        assert (r.label, r.species) == (pets.entry_from_name(r.file_name).label, pets.entry_from_name(r.file_name).species)
+        assert (r.label, r.species) == (
+            lists.entry_from_name(r.file_name).label,
+            lists.entry_from_name(r.file_name).species,
+        )
         # Untouched source JPEG bytes when no resize was asked and the image was a valid RGB JPEG.
         if r.file_name not in pets_dir.faults:
             with open(os.path.join(pets_dir.root, "images", r.file_name + ".jpg"), "rb") as f:
@@ -166,9 +172,9 @@ def test_rerun_is_byte_identical_and_archives_match_the_extracted_layout(pets_di
     names = sorted(os.listdir(a))
     assert len([n for n in names if n.startswith("train-")]) == 3
     assert names == sorted(os.listdir(b)) == sorted(os.listdir(c))
-    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert not mismatch and not errors
-    match, mismatch, errors = filecmp.cmpfiles(a, c, [n for n in names if n.endswith(".tfrecord")], shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(a, c, [n for n in names if n.endswith(".tfrecord")], shallow=False)
     assert not mismatch and not errors
     # Inside a shard, records are ordered by their stable key.
     first = os.path.join(a, "test-00000-of-00003.tfrecord")
@@ -179,9 +185,7 @@ def test_rerun_is_byte_identical_and_archives_match_the_extracted_layout(pets_di
 def test_input_without_split_lists_is_all_trainval(pets_copy, tmp_path):
     for name in ("trainval.txt", "test.txt"):
         os.remove(os.path.join(pets_copy, "annotations", name))
-    shutil.copy(
-        os.path.join(pets_copy, "images", "Bombay_1.jpg"), os.path.join(pets_copy, "images", "unicorn_1.jpg")
-    )
+    shutil.copy(os.path.join(pets_copy, "images", "Bombay_1.jpg"), os.path.join(pets_copy, "images", "unicorn_1.jpg"))
     out = str(tmp_path / "out")
     assert _run(pets_copy, out) == 0
     stats = _stats(out)
@@ -227,16 +231,16 @@ def test_a_failed_run_leaves_no_complete_looking_output(pets_dir, tmp_path, monk
         (["--target_shard_mb", "0"], "--target_shard_mb 0.0"),
     ],
 )
-def test_bad_arguments_give_a_clear_error(pets_dir, tmp_path, caplog, args, message):
+def test_bad_arguments_give_a_clear_error(pets_dir, tmp_path, capsys, args, message):
     assert _run(pets_dir.root, str(tmp_path / "o"), *args) == 2
-    assert message in caplog.text
+    assert message in capsys.readouterr().err
 
 
-def test_missing_input_is_a_clear_error(tmp_path, caplog):
+def test_missing_input_is_a_clear_error(tmp_path, caplog, capsys):
     assert _run(str(tmp_path / "nope"), str(tmp_path / "o")) == 2
     assert "nope" in caplog.text and "images.tar.gz" in caplog.text
     assert tfrecord_gen.run(["--output_dir", str(tmp_path)]) == 2
-    assert "--input and --output_dir are required" in caplog.text
+    assert "--input and --output_dir are required" in capsys.readouterr().err
 
 
 def test_multiprocess_direct_runner_gives_the_same_bytes(pets_dir, tmp_path):
@@ -247,15 +251,26 @@ def test_multiprocess_direct_runner_gives_the_same_bytes(pets_dir, tmp_path):
     assert tfrecord_gen.run(argv) == 0
     names = sorted(os.listdir(a))
     assert names == sorted(os.listdir(b))
-    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert not mismatch and not errors
 
 
 def test_help_lists_every_option(capsys):
     assert tfrecord_gen.run(["--help"]) == 0
     text = capsys.readouterr().out
-    for flag in ("--input", "--input_layout", "--output_dir", "--resize", "--val_fraction", "--split_seed",
-                 "--target_shard_mb", "--shards_per_split", "--overwrite", "--runner", "DataflowRunner"):  # fmt: skip
+    for flag in (
+        "--input",
+        "--input_layout",
+        "--output_dir",
+        "--resize",
+        "--val_fraction",
+        "--split_seed",
+        "--target_shard_mb",
+        "--shards_per_split",
+        "--overwrite",
+        "--runner",
+        "DataflowRunner",
+    ):
         assert flag in text
 
 
@@ -264,23 +279,26 @@ def test_finalize_is_safe_to_retry(tmp_path):
     out, temp = tmp_path / "out", tmp_path / "out" / ".tmp-x"
     temp.mkdir(parents=True)
     (out / "train-00000-of-00003.tfrecord").write_bytes(b"old set")  # a previous run's shard
-    (out / tfrecord_gen.STATS_NAME).write_text("{}")
+    (out / STATS_NAME).write_text("{}")
     shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
-    finalize = tfrecord_gen._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={})
+    finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={})
     report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}}
     for attempt in range(2):
         if attempt == 0:
             (temp / "t0").write_bytes(b"new shard")
         (result,) = finalize.process(b"", report=report, shards=[shard])
         assert sorted(os.listdir(out)) == [
-            "errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json", "train-00000-of-00001.tfrecord"
-        ]  # fmt: skip
+            "errors-00000-of-00001.jsonl",
+            "schema.pbtxt",
+            "stats.json",
+            "train-00000-of-00001.tfrecord",
+        ]
         assert (out / "train-00000-of-00001.tfrecord").read_bytes() == b"new shard"
         assert result["records"] == 1 and result["listed"] == 1
 
 
-def test_archives_without_any_pets_files_give_an_empty_complete_set(tmp_path):
-    """Nothing reaches the report combine, so Finalize writes the empty report itself."""
+def test_an_input_without_any_record_fails_and_writes_nothing(tmp_path, caplog):
+    """Nothing reaches the report combine: Finalize substitutes the empty report, then refuses a set of 0 records."""
     src = tmp_path / "src"
     src.mkdir()
     for archive, folder in (("images.tar.gz", "images"), ("annotations.tar.gz", "annotations/trimaps")):
@@ -288,12 +306,40 @@ def test_archives_without_any_pets_files_give_an_empty_complete_set(tmp_path):
             info = tarfile.TarInfo(folder)
             info.type = tarfile.DIRTYPE
             tar.addfile(info)
-    out = str(tmp_path / "out")
-    assert _run(str(src), out) == 0
-    stats = _stats(out)
-    assert stats["records"] == stats["errors"] == stats["listed"] == 0
-    assert stats["shards"] == {"train": [], "val": [], "test": []} and stats["ignored_files"] == {}
-    assert sorted(os.listdir(out)) == ["errors-00000-of-00001.jsonl", "schema.pbtxt", "stats.json"]
+    out = tmp_path / "out"
+    assert _run(str(src), str(out)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    expected = (
+        "no records: none of the 0 listed images became a record (no image files found); nothing was "
+        "written to the output directory"
+    )
+    assert errors == [expected]
+    assert not out.exists() or os.listdir(out) == []  # Not even a temporary folder.
+
+
+def test_a_set_of_only_dead_letters_fails_naming_the_reasons(pets_copy, tmp_path, caplog):
+    for name in os.listdir(os.path.join(pets_copy, "images")):
+        with open(os.path.join(pets_copy, "images", name), "wb"):
+            pass  # Every image empty: every listed image becomes a dead letter.
+    out = tmp_path / "out"
+    assert _run(pets_copy, str(out)) == 1
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert error.startswith("no records: none of the 60 listed images became a record (empty_image 60); first: ")
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_an_accounting_mismatch_fails_before_the_output_is_touched(tmp_path):
+    """records + errors != listed (a lost element) must never produce a complete-looking set."""
+    out, temp = tmp_path / "out", tmp_path / "out" / ".tmp-x"
+    temp.mkdir(parents=True)
+    (out / STATS_NAME).write_text('{"old": true}')  # A previous complete set stays as it was.
+    (temp / "t0").write_bytes(b"new shard")
+    shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
+    finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=3, config={})
+    report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}}
+    with pytest.raises(pipeline.IncompleteOutputError, match=r"1 records \+ 0 errors != 3 listed images"):
+        list(finalize.process(b"", report=report, shards=[shard]))
+    assert sorted(os.listdir(out)) == [STATS_NAME] and (out / STATS_NAME).read_text() == '{"old": true}'
 
 
 @pytest.mark.parametrize(
@@ -305,9 +351,9 @@ def test_archives_without_any_pets_files_give_an_empty_complete_set(tmp_path):
 )
 def test_file_groups_are_redistributed_wherever_several_workers_run(pets_dir, tmp_path, args, redistributed):
     argv = ["--input", pets_dir.root, "--input_layout", "extracted", "--output_dir", str(tmp_path), *args]
-    pipeline, _ = tfrecord_gen.build_pipeline(argv)
-    labels = {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
+    p, _ = tfrecord_gen.build_pipeline(argv)
+    labels = {t.unique_name for t in p.to_runner_api().components.transforms.values()}
     assert any(label.endswith("ReadPetsFiles/Redistribute") for label in labels) == redistributed
     # On Dataflow (and any other runner) always: one worker would otherwise do all the work.
-    remote = tfrecord_gen.make_pipeline_options(["--runner", "DataflowRunner", "--direct_num_workers=1"])
-    assert tfrecord_gen._runs_on_many_workers(remote)
+    remote = cli.parse_pipeline_options(["--runner", "DataflowRunner", "--direct_num_workers=1"])
+    assert pipeline.runs_on_many_workers(remote)

@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import GoogleCloudOptions, SetupOptions, WorkerOptions
 from apache_beam.portability.api import beam_runner_api_pb2
-
-from beam_seg import codec, tfrecord_gen
 from conftest import IN_MEMORY, REPO_ROOT
+
+from beam_seg.data import codec
+from beam_seg.data import job as tfrecord_gen
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +54,30 @@ def test_tarballs_in_gcs_to_shards_in_gcs(bucket, pets_dir, tmp_path):
 
 def test_dataflow_job_is_built_offline(bucket):
     argv = [
-        "--input", "gs://beam-seg-test/raw",
-        "--output_dir", "gs://beam-seg-test/df-out",
-        "--runner", "DataflowRunner",
-        "--dry_run", "True",
-        "--project", "test-project",
-        "--region", "europe-west4",
-        "--temp_location", "gs://beam-seg-test/tmp",
-        "--staging_location", "gs://beam-seg-test/staging",
-        "--setup_file", os.path.join(REPO_ROOT, "setup.py"),
-        "--machine_type", "n2-standard-4",
-        "--max_num_workers", "8",
+        "--input",
+        "gs://beam-seg-test/raw",
+        "--output_dir",
+        "gs://beam-seg-test/df-out",
+        "--runner",
+        "DataflowRunner",
+        "--dry_run",
+        "True",
+        "--project",
+        "test-project",
+        "--region",
+        "europe-west4",
+        "--temp_location",
+        "gs://beam-seg-test/tmp",
+        "--staging_location",
+        "gs://beam-seg-test/staging",
+        "--setup_file",
+        os.path.join(REPO_ROOT, "setup.py"),
+        "--machine_type",
+        "n2-standard-4",
+        "--max_num_workers",
+        "8",
         "--no_auth",
-    ]  # fmt: skip
+    ]
     pipeline, _ = tfrecord_gen.build_pipeline(argv)
     result = pipeline.run()
     job = result.job
@@ -75,8 +87,10 @@ def test_dataflow_job_is_built_offline(bucket):
     (env,) = proto.components.environments.values()
     image = beam_runner_api_pb2.DockerPayload.FromString(env.payload).container_image
     assert image.endswith(f":{beam.__version__}"), image  # The SDK container matches the pinned Beam.
-    staged = {beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(d.role_payload).staged_name
-              for d in env.dependencies}  # fmt: skip
+    staged = {
+        beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(d.role_payload).staged_name
+        for d in env.dependencies
+    }
     assert "workflow.tar.gz" in staged  # The sdist of setup.py, which workers pip-install.
     names = {t.unique_name for t in proto.components.transforms.values()}
     for step in ("ReadPetsFiles/PairByName", "PrepareExamples", "Report", "WriteShards", "Finalize"):

@@ -20,9 +20,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beam_seg import codec, export, input_pipeline, models, sample_data, seg_metrics, tfrecord_gen, train
+from beam_seg import cli
+from beam_seg.data import codec
+from beam_seg.data import job as tfrecord_gen
+from beam_seg.data import sample as sample_data
+from beam_seg.loader import ModelLoadError, load_model
 from beam_seg.pets import MASK_CLASSES
-from beam_seg.train_config import ConfigError, build_parser, parse_args
+from beam_seg.train import dataset as input_pipeline
+from beam_seg.train import job, models, trainer
+from beam_seg.train import metrics as seg_metrics
+from beam_seg.train.config import ConfigError, build_parser, parse_args
 
 tf = pytest.importorskip("tensorflow")
 
@@ -30,9 +37,23 @@ SIZE = 64
 STEPS = 3
 # A tiny, fast U-Net: 3 levels of 4..32 filters on 64x64 inputs, 3 steps of 4 images per epoch.
 COMMON = [
-    "--image_size", str(SIZE), "--batch_size", "4", "--base_filters", "4", "--depth", "3",
-    "--steps_per_epoch", str(STEPS), "--num_predictions", "2", "--seed", "1", "--learning_rate", "3e-3",
-]  # fmt: skip
+    "--image_size",
+    str(SIZE),
+    "--batch_size",
+    "4",
+    "--base_filters",
+    "4",
+    "--depth",
+    "3",
+    "--steps_per_epoch",
+    str(STEPS),
+    "--num_predictions",
+    "2",
+    "--seed",
+    "1",
+    "--learning_rate",
+    "3e-3",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -43,8 +64,18 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     sample_data.make_sample_data(str(root / "raw"), num_images=40, min_size=64, max_size=160, seed=0)
     out = str(root / "tfrecords")
     rc = tfrecord_gen.run(
-        ["--input", str(root / "raw"), "--output_dir", out, "--resize", str(SIZE), "--val_fraction", "0.3",
-         "--direct_running_mode=in_memory", "--direct_num_workers=1"]  # fmt: skip
+        [
+            "--input",
+            str(root / "raw"),
+            "--output_dir",
+            out,
+            "--resize",
+            str(SIZE),
+            "--val_fraction",
+            "0.3",
+            "--direct_running_mode=in_memory",
+            "--direct_num_workers=1",
+        ]
     )
     assert rc == 0
     return out
@@ -54,7 +85,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def trained(data_dir: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """An uninterrupted 2-epoch run; its output directory."""
     out = str(tmp_path_factory.mktemp("trained") / "model")
-    assert train.run(["--data_dir", data_dir, "--output_dir", out, "--epochs", "2", *COMMON]) == 0
+    assert job.run(["--data_dir", data_dir, "--output_dir", out, "--epochs", "2", *COMMON]) == 0
     return out
 
 
@@ -75,7 +106,9 @@ def _copy_data(data_dir: str, dest: Path) -> Path:
 
 
 def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "beam_seg.train"]
+    return [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("beam_seg.train")
+    ]
 
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -83,13 +116,32 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_help_lists_every_flag() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "beam_seg.train", "--help"], cwd=REPO, capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "beam_seg.train", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    )
     flags = [s for a in build_parser()._actions for s in a.option_strings if s.startswith("--")]
-    required = ["--data_dir", "--output_dir", "--image_size", "--epochs", "--batch_size", "--learning_rate",
-                "--val_steps", "--steps_per_epoch", "--seed", "--model", "--encoder_weights", "--base_filters",
-                "--mixed_precision", "--resume", "--class_weights", "--min_crop"]  # fmt: skip
+    required = [
+        "--data_dir",
+        "--output_dir",
+        "--image_size",
+        "--epochs",
+        "--batch_size",
+        "--learning_rate",
+        "--val_steps",
+        "--steps_per_epoch",
+        "--seed",
+        "--model",
+        "--encoder_weights",
+        "--base_filters",
+        "--mixed_precision",
+        "--resume",
+        "--class_weights",
+        "--min_crop",
+    ]
     assert set(required) <= set(flags)
     for flag in flags:
         assert flag in result.stdout, flag
@@ -116,15 +168,15 @@ def test_config_rejects_bad_values() -> None:
 
 def test_class_weights() -> None:
     weights = seg_metrics.inverse_sqrt_class_weights([0.2, 0.75, 0.05])
-    assert sum(f * w for f, w in zip([0.2, 0.75, 0.05], weights)) == pytest.approx(1.0)  # Pixel mean 1.
+    assert sum(f * w for f, w in zip([0.2, 0.75, 0.05], weights, strict=True)) == pytest.approx(1.0)  # Pixel mean 1.
     assert weights[2] / weights[1] == pytest.approx((0.75 / 0.05) ** 0.5)  # Rare border weighs most.
     assert seg_metrics.inverse_sqrt_class_weights([0.5, 0.5, 0.0])[2] < 100  # An absent class stays bounded.
     base = ["--data_dir", "d", "--output_dir", "o"]
     stats = {"splits": {"train": {"class_pixel_fractions": {"pet": 0.2, "background": 0.75, "border": 0.05}}}}
-    assert train.class_weights_for(parse_args(base), stats) == pytest.approx(weights)
-    assert train.class_weights_for(parse_args(base), None) is None  # Unweighted, with a warning.
-    assert train.class_weights_for(parse_args([*base, "--class_weights", "none"]), stats) is None
-    assert train.class_weights_for(parse_args([*base, "--class_weights", "1,2,3"]), stats) == (1.0, 2.0, 3.0)
+    assert trainer.class_weights_for(parse_args(base), stats) == pytest.approx(weights)
+    assert trainer.class_weights_for(parse_args(base), None) is None  # Unweighted, with a warning.
+    assert trainer.class_weights_for(parse_args([*base, "--class_weights", "none"]), stats) is None
+    assert trainer.class_weights_for(parse_args([*base, "--class_weights", "1,2,3"]), stats) == (1.0, 2.0, 3.0)
 
 
 def test_weighted_loss_matches_numpy() -> None:
@@ -148,10 +200,12 @@ def test_weighted_loss_matches_numpy() -> None:
     assert float(ce_dice) == pytest.approx(expected_ce + 1 - dice.mean(), rel=1e-5)
 
 
-def test_bad_image_size_is_a_clear_error(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_image_size_is_a_clear_error(data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     argv = ["--data_dir", data_dir, "--output_dir", str(tmp_path / "o"), "--image_size", "60", "--depth", "3"]
-    assert train.run(argv) == train.EXIT_BAD_INPUT
-    assert any("image size 60 is not a multiple of 8" in m for m in _errors(caplog))
+    assert job.run(argv) == cli.EXIT_USAGE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m beam_seg.train: --image_size 60:") and "not a multiple of 8" in line
+    assert not (tmp_path / "o").exists()  # Refused before anything is read or written.
 
 
 # --- A full run ----------------------------------------------------------------------------------
@@ -191,7 +245,7 @@ def test_run_writes_every_output(trained: str) -> None:
     assert config["training"]["epochs"] == 2 and config["training"]["optimizer_iterations"] == 2 * STEPS
     fractions = stats["splits"]["train"]["class_pixel_fractions"]
     expected = seg_metrics.inverse_sqrt_class_weights([fractions[name] for name in MASK_CLASSES])
-    assert config["training"]["class_weights_used"] == pytest.approx(dict(zip(MASK_CLASSES, expected)))
+    assert config["training"]["class_weights_used"] == pytest.approx(dict(zip(MASK_CLASSES, expected, strict=True)))
     assert config["training"]["strategy"] in ("_DefaultDistributionStrategy", "MirroredStrategy")
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert config["metrics"]["file"] == "metrics.json"
@@ -239,21 +293,21 @@ def test_saved_model_uint8_signature_and_tfsmlayer(trained: str) -> None:
     np.testing.assert_allclose(by_bytes["probabilities"].numpy()[0], out["probabilities"].numpy()[0], atol=1e-5)
 
 
-def test_load_serving_model_helper(trained: str, tmp_path: Path) -> None:
-    model = export.load_serving_model(trained)
+def test_the_loader_serves_a_training_output(trained: str, tmp_path: Path) -> None:
+    model = load_model(trained)
     assert model.image_size == SIZE and model.class_names == MASK_CLASSES and model.palette.shape == (3, 3)
     image = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     mask, probabilities = model(_encode(image, "PNG"))
     assert mask.shape == (1, SIZE, SIZE) and mask.dtype == np.uint8 and probabilities.dtype == np.float32
     same_mask, _ = model.predict_images(image)
     np.testing.assert_array_equal(mask, same_mask)
-    with pytest.raises(export.ModelDirError, match="model_config.json does not exist"):
-        export.load_serving_model(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="model_config.json does not exist"):
+        load_model(str(tmp_path))
 
 
 def test_metrics_json_matches_numpy_iou_of_exported_model(trained: str, data_dir: str) -> None:
     """Independent check: numpy confusion matrix of the SavedModel's masks on the val records."""
-    model = export.load_serving_model(trained)
+    model = load_model(trained)
     records = _records(data_dir, "val")
     predicted, _ = model([r.image for r in records])
     truth = np.stack([np.asarray(Image.open(io.BytesIO(r.mask)).resize((SIZE, SIZE), Image.NEAREST)) for r in records])
@@ -283,32 +337,33 @@ class _Preempted(Exception):
     """Stands in for a preemption: raised right after epoch 1 has been checkpointed."""
 
 
-def test_resume_continues_the_same_run(trained: str, data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_resume_continues_the_same_run(
+    trained: str, data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import keras
 
     out = str(tmp_path / "model")
     argv = ["--data_dir", data_dir, "--output_dir", out, "--epochs", "2", *COMMON]
-    real_callbacks = train._callbacks
+    real_callbacks = trainer.make_callbacks
 
     class Preempt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             raise _Preempted(f"preempted after epoch {epoch + 1}")
 
-    monkeypatch.setattr(train, "_callbacks", lambda **kwargs: [*real_callbacks(**kwargs), Preempt()])
+    monkeypatch.setattr(trainer, "make_callbacks", lambda **kwargs: [*real_callbacks(**kwargs), Preempt()])
     with pytest.raises(_Preempted):
-        train.run(argv)
+        job.run(argv)
     monkeypatch.undo()
     assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-1")
     assert [h["epoch"] for h in json.loads((Path(out) / "history.json").read_text())] == [1]
 
     # A second run into the same directory must choose between --resume and --overwrite.
-    assert train.run(argv) == train.EXIT_BAD_INPUT
+    assert job.run(argv) == cli.EXIT_USAGE
     assert any("pass --resume" in m for m in _errors(caplog))
-    assert train.run([*argv, "--base_filters", "8", "--resume"]) == train.EXIT_BAD_INPUT
+    assert job.run([*argv, "--base_filters", "8", "--resume"]) == cli.EXIT_USAGE
     assert any("--base_filters was 4, now 8" in m for m in _errors(caplog))
 
-    assert train.run([*argv, "--resume"]) == 0
+    assert job.run([*argv, "--resume"]) == 0
     resumed = json.loads((Path(out) / "history.json").read_text())
     reference = json.loads((Path(trained) / "history.json").read_text())
     assert [h["epoch"] for h in resumed] == [1, 2]
@@ -319,7 +374,7 @@ def test_resume_continues_the_same_run(trained: str, data_dir: str, tmp_path: Pa
     for key in ("loss", "val_loss", "learning_rate"):
         assert [h[key] for h in resumed] == pytest.approx([h[key] for h in reference], rel=2e-3), key
     # Resuming a finished run trains nothing and re-exports.
-    assert train.run([*argv, "--resume"]) == 0
+    assert job.run([*argv, "--resume"]) == 0
     assert len(json.loads((Path(out) / "history.json").read_text())) == 2
 
 
@@ -331,8 +386,8 @@ def test_empty_data_dir(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Non
     empty.mkdir()
     config = parse_args(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")])
     with pytest.raises(input_pipeline.NoShardsError, match=f"no train shards matching '{empty}/train-"):
-        train.train(config)
-    assert train.run(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")]) == train.EXIT_BAD_INPUT
+        trainer.train(config)
+    assert job.run(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")]) == cli.EXIT_USAGE
     errors = _errors(caplog)
     assert len(errors) == 1 and str(empty) in errors[0]
 
@@ -342,8 +397,8 @@ def test_corrupt_shard_is_named(data_dir: str, tmp_path: Path, caplog: pytest.Lo
     shard = Path(input_pipeline.list_shards(str(data), "train")[0])
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 2 // 3])  # Truncated mid-record.
     with pytest.raises(input_pipeline.CorruptShardError, match=f"shard {shard} is corrupt"):
-        train.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), *COMMON]))
-    assert train.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == train.EXIT_BAD_INPUT
+        trainer.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), *COMMON]))
+    assert job.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == cli.EXIT_USAGE
     errors = _errors(caplog)
     assert len(errors) == 1 and str(shard) in errors[0]
 
@@ -358,9 +413,9 @@ def test_record_missing_a_feature_is_named(data_dir: str, tmp_path: Path, caplog
             if index == 1:
                 del proto.features.feature["mask"]
             writer.write(proto.SerializeToString())
-    with pytest.raises(codec.RecordFormatError, match=rf"shard {shard}: record 1: record has no feature 'mask'"):
-        train.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]))
-    assert train.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == train.EXIT_BAD_INPUT
+    with pytest.raises(input_pipeline.RecordFormatError, match=rf"shard {shard}: record 1: feature 'mask' is missing"):
+        trainer.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]))
+    assert job.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == cli.EXIT_USAGE
     errors = _errors(caplog)
     assert len(errors) == 1 and shard in errors[0] and "'mask'" in errors[0]
 
@@ -371,20 +426,23 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     """Epoch 1 trains normally; from the first batch of epoch 2 on, every image is NaN."""
     real = input_pipeline.train_dataset
 
-    def poisoned(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def poisoned(*args, **kwargs):
         first = kwargs["first_epoch"] * kwargs["steps_per_epoch"]
         nan_from = 1 * kwargs["steps_per_epoch"]  # The first step of epoch 2.
-        return real(*args, **kwargs).enumerate(first).map(
-            lambda i, batch: (tf.where(i >= nan_from, batch[0] * np.nan, batch[0]), batch[1])
+        return (
+            real(*args, **kwargs)
+            .enumerate(first)
+            .map(lambda i, batch: (tf.where(i >= nan_from, batch[0] * np.nan, batch[0]), batch[1]))
         )
 
     monkeypatch.setattr(input_pipeline, "train_dataset", poisoned)
     out = tmp_path / "model"
     argv = ["--data_dir", data_dir, "--output_dir", str(out), "--epochs", "3", *COMMON]
-    assert train.run(argv) == train.EXIT_DIVERGED
+    assert job.run(argv) == job.EXIT_DIVERGED
     errors = _errors(caplog)
-    assert any("training diverged: loss became nan at epoch 2, step 1" in m and "ckpt-1 (epoch 1)" in m
-               for m in errors), errors  # fmt: skip
+    assert any(
+        "training diverged: loss became nan at epoch 2, step 1" in m and "ckpt-1 (epoch 1)" in m for m in errors
+    ), errors
     assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-1")
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
     assert not (out / "model_config.json").exists()  # Nothing is exported from a diverged run.
@@ -400,9 +458,22 @@ def test_absurd_learning_rate_diverges_without_a_checkpoint(
     data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     out = tmp_path / "model"
-    argv = ["--data_dir", data_dir, "--output_dir", str(out), *COMMON, "--epochs", "1", "--learning_rate", "1e30",
-            "--lr_schedule", "constant", "--num_predictions", "0"]  # fmt: skip
-    assert train.run(argv) == train.EXIT_DIVERGED
+    argv = [
+        "--data_dir",
+        data_dir,
+        "--output_dir",
+        str(out),
+        *COMMON,
+        "--epochs",
+        "1",
+        "--learning_rate",
+        "1e30",
+        "--lr_schedule",
+        "constant",
+        "--num_predictions",
+        "0",
+    ]
+    assert job.run(argv) == job.EXIT_DIVERGED
     errors = _errors(caplog)
     assert any("training diverged" in m and "no checkpoint was written" in m for m in errors), errors
     assert tf.train.latest_checkpoint(str(out / "checkpoints")) is None
@@ -419,24 +490,25 @@ def test_mobilenetv2_unet_builds_without_downloads(monkeypatch: pytest.MonkeyPat
     seen = {}
     real = keras.applications.MobileNetV2
 
-    def fake(**kwargs):  # noqa: ANN003, ANN202
+    def fake(**kwargs):
         seen.update(kwargs)
         return real(**{**kwargs, "weights": None})
 
     monkeypatch.setattr(keras.applications, "MobileNetV2", fake)
-    models.build_model("mobilenetv2_unet", image_size=32, num_classes=3, mean=[0] * 3, std=[1] * 3,
-                       encoder_weights="imagenet")  # fmt: skip
+    models.build_model(
+        "mobilenetv2_unet", image_size=32, num_classes=3, mean=[0] * 3, std=[1] * 3, encoder_weights="imagenet"
+    )
     assert seen["weights"] == "imagenet"
     with pytest.raises(models.ModelConfigError, match="not a multiple of 32"):
         models.build_model("mobilenetv2_unet", image_size=48, num_classes=3, mean=[0] * 3, std=[1] * 3)
 
 
 def test_strategy_and_mixed_precision_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not isinstance(train._make_strategy(), tf.distribute.MirroredStrategy)  # CPU-only machine.
-    assert train._mixed_precision_on("auto") is bool(tf.config.list_logical_devices("GPU"))
-    assert train._mixed_precision_on("on") and not train._mixed_precision_on("off")
+    assert not isinstance(trainer._make_strategy(), tf.distribute.MirroredStrategy)  # CPU-only machine.
+    assert trainer._mixed_precision_on("auto") is bool(tf.config.list_logical_devices("GPU"))
+    assert trainer._mixed_precision_on("on") and not trainer._mixed_precision_on("off")
     gpus = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(2)]
     monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: gpus if kind == "GPU" else [])
     monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda: "mirrored")
-    assert train._make_strategy() == "mirrored"
-    assert train._mixed_precision_on("auto")
+    assert trainer._make_strategy() == "mirrored"
+    assert trainer._mixed_precision_on("auto")

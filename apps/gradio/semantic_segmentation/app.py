@@ -25,7 +25,6 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-
 import segmenter
 
 # Rendered by python -m beam_seg.publish (beam_seg/space.py). Left unrendered, the app needs BEAM_SEG_MODEL_DIR.
@@ -79,7 +78,7 @@ def image_input(**kwargs: Any) -> gr.Image:
             return preprocess(payload)
         except gr.Error:
             raise
-        except Exception:  # noqa: BLE001 - any decoding failure means "not an image" to the user.
+        except Exception:
             message = _html(segmenter.not_an_image_message(getattr(payload, "orig_name", None)))
             raise gr.Error(message, title="Not an image", print_exception=False) from None
 
@@ -107,9 +106,7 @@ def make_predict(model: segmenter.LazyModel) -> Callable[[str | None], tuple[np.
         try:
             loaded = model.get()
         except segmenter.ModelLoadError as e:
-            raise gr.Error(
-                _html(str(e)), duration=None, title="Model not available", print_exception=False
-            ) from None
+            raise gr.Error(_html(str(e)), duration=None, title="Model not available", print_exception=False) from None
         try:
             result = segmenter.segment(path.read_bytes(), loaded, name=path.name)
         except (segmenter.NotAnImageError, OSError) as e:
@@ -128,7 +125,7 @@ def legend_html(model: segmenter.LazyModel) -> str:
     swatches = " ".join(
         f'<span style="display:inline-block;width:0.9em;height:0.9em;vertical-align:middle;'
         f'background:rgb({r},{g},{b});border:1px solid #0003;margin:0 0.3em 0 0.8em"></span>{html.escape(name)}'
-        for name, (r, g, b) in zip(loaded.class_names, loaded.palette.tolist())
+        for name, (r, g, b) in zip(loaded.class_names, loaded.palette.tolist(), strict=True)
     )
     size = loaded.image_size
     note = f"<small>The model sees the photo resized to {size}×{size}.</small>"
@@ -149,17 +146,23 @@ def build_demo(model: segmenter.LazyModel | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 image = image_input(
-                    label="Pet photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                    label="Pet photo",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
                     elem_id="input-image",
-                )  # fmt: skip
+                )
                 button = gr.Button("Segment", variant="primary", elem_id="submit")
                 examples = example_paths()
                 if examples:
-                    gr.Examples(examples=[[p] for p in examples], inputs=[image], cache_examples=False,
-                                label="Examples (from the synthetic sample data)")  # fmt: skip
+                    gr.Examples(
+                        examples=[[p] for p in examples],
+                        inputs=[image],
+                        cache_examples=False,
+                        label="Examples (from the synthetic sample data)",
+                    )
             with gr.Column():
-                overlay = gr.Image(label="Overlay", type="numpy", format="png", interactive=False,
-                                   elem_id="overlay")  # fmt: skip
+                overlay = gr.Image(label="Overlay", type="numpy", format="png", interactive=False, elem_id="overlay")
                 mask = gr.Image(label="Mask", type="numpy", format="png", interactive=False, elem_id="mask")
                 percentages = gr.Label(label="Pixels per class", show_heading=False, elem_id="percentages")
                 legend = gr.HTML(elem_id="legend-box")

@@ -61,8 +61,13 @@ OVERLAY_ALPHA = 0.5
 MAX_DISPLAY_SIDE = 1024
 # Used when model_config.json has no palette entry for a class.
 FALLBACK_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (255, 127, 14), (31, 119, 180), (255, 221, 0), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-)  # fmt: skip
+    (255, 127, 14),
+    (31, 119, 180),
+    (255, 221, 0),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+)
 # Encodings the SavedModel decodes itself (tf.io.decode_image), by PIL format -> modes passed as they are.
 _PASS_THROUGH: Mapping[str, frozenset[str]] = {
     "JPEG": frozenset({"RGB", "L"}),
@@ -211,7 +216,7 @@ class SegmentationModel:
 
         try:
             loaded = tf.saved_model.load(saved_model)
-        except Exception as e:  # noqa: BLE001 - TF raises many types; the user needs one sentence.
+        except Exception as e:
             logger.exception("tf.saved_model.load(%s) failed", saved_model)
             raise ModelLoadError(
                 f"The SavedModel of {description} could not be loaded by TensorFlow {tf.__version__} "
@@ -241,20 +246,31 @@ class SegmentationModel:
             return np.asarray(mask, dtype=np.uint8)
 
         image_size = int(config.get("image_size") or 0)
-        logger.info("loaded %s: classes %s, input %r, %dx%d", description, class_names, input_key, image_size,
-                    image_size)  # fmt: skip
-        return cls(predict, class_names=class_names, palette=palette, image_size=image_size,
-                   input_key=input_key, description=description, keepalive=loaded)  # fmt: skip
+        logger.info(
+            "loaded %s: classes %s, input %r, %dx%d", description, class_names, input_key, image_size, image_size
+        )
+        return cls(
+            predict,
+            class_names=class_names,
+            palette=palette,
+            image_size=image_size,
+            input_key=input_key,
+            description=description,
+            keepalive=loaded,
+        )
 
 
 def _read_config(model_dir: str, description: str) -> dict[str, Any]:
     path = os.path.join(model_dir, CONFIG_NAME)
     if not os.path.isdir(model_dir):
-        raise ModelLoadError(f"The model directory {model_dir!r} does not exist: point {MODEL_DIR_ENV} at the "
-                             "output directory of python -m beam_seg.train.")  # fmt: skip
+        raise ModelLoadError(
+            f"The model directory {model_dir!r} does not exist: point {MODEL_DIR_ENV} at the "
+            "output directory of python -m beam_seg.train."
+        )
     if not os.path.isfile(path):
-        raise ModelLoadError(f"The model {description} has no {CONFIG_NAME}: is it the output directory of "
-                             "python -m beam_seg.train?")  # fmt: skip
+        raise ModelLoadError(
+            f"The model {description} has no {CONFIG_NAME}: is it the output directory of python -m beam_seg.train?"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -292,8 +308,8 @@ def _explain_hub_error(error: Exception, source: ModelSource) -> str:
     """One human sentence for a ``snapshot_download`` failure; never includes the token."""
     from huggingface_hub.errors import (
         GatedRepoError,
-        HFValidationError,
         HfHubHTTPError,
+        HFValidationError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -302,32 +318,48 @@ def _explain_hub_error(error: Exception, source: ModelSource) -> str:
     repo, revision, hub = source.repo_id, source.revision or "main", source.endpoint or DEFAULT_ENDPOINT
     secret = f"the Space secret {TOKEN_ENV}"
     if isinstance(error, GatedRepoError):
-        return (f"The model repository {repo!r} is gated: accept its access conditions on {hub} with the account "
-                f"whose read token is in {secret}.")  # fmt: skip
+        return (
+            f"The model repository {repo!r} is gated: accept its access conditions on {hub} with the account "
+            f"whose read token is in {secret}."
+        )
     if isinstance(error, RepositoryNotFoundError):
         if source.token:
-            return (f"The model repository {repo!r} was not found on {hub}, or the token in {secret} cannot read it: "
-                    "check the repository name and that the token has read access.")  # fmt: skip
-        return (f"The model repository {repo!r} was not found on {hub}: check its name, or if it is private add a "
-                f"read token as {secret}.")  # fmt: skip
+            return (
+                f"The model repository {repo!r} was not found on {hub}, or the token in {secret} cannot read it: "
+                "check the repository name and that the token has read access."
+            )
+        return (
+            f"The model repository {repo!r} was not found on {hub}: check its name, or if it is private add a "
+            f"read token as {secret}."
+        )
     if isinstance(error, RevisionNotFoundError):
-        return (f"The model repository {repo!r} has no revision {revision!r} (tag, branch or commit): publish that "
-                "version again or render the Space for an existing one.")  # fmt: skip
+        return (
+            f"The model repository {repo!r} has no revision {revision!r} (tag, branch or commit): publish that "
+            "version again or render the Space for an existing one."
+        )
     if isinstance(error, HFValidationError):
         return f"{repo!r} is not a valid model repository id: it must look like 'user/name'."
     if isinstance(error, HfHubHTTPError):
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status == 401:
-            return (f"The Hub at {hub} rejected the token in {secret} (401 Unauthorized): replace it with a valid "
-                    "read token.")  # fmt: skip
+            return (
+                f"The Hub at {hub} rejected the token in {secret} (401 Unauthorized): replace it with a valid "
+                "read token."
+            )
         if status == 403:
-            return (f"The token in {secret} is not allowed to read {repo!r} (403 Forbidden): use a token with read "
-                    "access to it.")  # fmt: skip
-        return (f"The Hub at {hub} answered HTTP {status} while downloading {repo!r} at {revision!r}: try again in "
-                "a minute.")  # fmt: skip
+            return (
+                f"The token in {secret} is not allowed to read {repo!r} (403 Forbidden): use a token with read "
+                "access to it."
+            )
+        return (
+            f"The Hub at {hub} answered HTTP {status} while downloading {repo!r} at {revision!r}: try again in "
+            "a minute."
+        )
     if isinstance(error, (LocalEntryNotFoundError, OSError)):
-        return (f"Could not download {repo!r} at {revision!r} from {hub} and no copy is cached: check the network, "
-                f"or set {MODEL_DIR_ENV} to a local model directory.")  # fmt: skip
+        return (
+            f"Could not download {repo!r} at {revision!r} from {hub} and no copy is cached: check the network, "
+            f"or set {MODEL_DIR_ENV} to a local model directory."
+        )
     return f"Downloading {repo!r} at {revision!r} from {hub} failed ({type(error).__name__})."
 
 
@@ -348,10 +380,15 @@ def download_model(source: ModelSource) -> str:
             token=source.token,
             endpoint=source.endpoint,
         )
-    except Exception as e:  # noqa: BLE001 - every failure becomes one sentence for the user.
+    except Exception as e:
         message = _scrub(_explain_hub_error(e, source), source.token)
-        logger.warning("snapshot_download(%s, revision=%s) failed: %s: %s", source.repo_id, source.revision,
-                       type(e).__name__, _scrub(str(e), source.token))  # fmt: skip
+        logger.warning(
+            "snapshot_download(%s, revision=%s) failed: %s: %s",
+            source.repo_id,
+            source.revision,
+            type(e).__name__,
+            _scrub(str(e), source.token),
+        )
         raise ModelLoadError(message) from None
 
 
@@ -477,7 +514,7 @@ def class_percentages(class_mask: np.ndarray, class_names: Sequence[str]) -> dic
     """``{class: percent of pixels}`` of a class-id mask, in class order (ids beyond the names are ignored)."""
     counts = np.bincount(class_mask.astype(np.intp).ravel(), minlength=len(class_names))[: len(class_names)]
     total = max(int(counts.sum()), 1)
-    return {name: 100.0 * int(count) / total for name, count in zip(class_names, counts)}
+    return {name: 100.0 * int(count) / total for name, count in zip(class_names, counts, strict=True)}
 
 
 def _display_size(width: int, height: int, max_side: int) -> tuple[int, int]:

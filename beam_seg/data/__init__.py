@@ -1,0 +1,8 @@
+"""Stage 1: Oxford-IIIT Pet images + trimaps → sharded TFRecords, a dead-letter file and statistics (Apache Beam).
+
+``python -m beam_seg.tfrecord_gen`` (:mod:`beam_seg.data.job`). Modules: :mod:`~beam_seg.data.options` (flags),
+:mod:`~beam_seg.data.sources` (finding and reading the input), :mod:`~beam_seg.data.lists` (split lists),
+:mod:`~beam_seg.data.imaging` (decode, validate, convert, resize), :mod:`~beam_seg.data.codec` (the record format),
+:mod:`~beam_seg.data.stats` (statistics), :mod:`~beam_seg.data.sharding` (splits and shards),
+:mod:`~beam_seg.data.pipeline` (the Beam job) and :mod:`~beam_seg.data.sample` (synthetic input). No TensorFlow.
+"""

@@ -1,0 +1,283 @@
+"""Finding and reading PETS input: the extracted layout or the two official archives, local or ``gs://``.
+
+:func:`find_input` decides the layout and reads the (small) split lists at pipeline construction;
+:class:`ReadPetsFiles` pairs every listed name with its image and trimap files and classifies every
+file it sees: tarballs are streamed member by member inside the pipeline, without extracting them to
+disk; the extracted layout's folders are listed at construction and its files read in the pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from beam_seg.data import lists
+
+__all__ = [
+    "ARCHIVES",
+    "InputError",
+    "PetsInput",
+    "ReadPetsFiles",
+    "classify_path",
+    "find_input",
+    "group_extracted_files",
+    "read_payload",
+]
+
+logger = logging.getLogger(__name__)
+
+ARCHIVES: tuple[str, str] = ("images.tar.gz", "annotations.tar.gz")
+_SPLIT_LISTS: dict[str, str] = {"trainval": "annotations/trainval.txt", "test": "annotations/test.txt"}
+_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+
+# File kinds in the (kind, payload) pairs of ReadPetsFiles.
+IMAGE, TRIMAP, IGNORED = "image", "trimap", "ignored"
+
+
+class InputError(ValueError):
+    """The ``--input`` location does not hold a PETS dataset in a layout we understand."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PetsInput:
+    """A located PETS dataset.
+
+    Attributes:
+        root: The ``--input`` directory.
+        layout: ``"archives"`` (the two official tarballs) or ``"extracted"`` (images/ and annotations/).
+        listing: Image name -> (``"trainval"`` or ``"test"``, entry) from the split lists, or ``None``
+            when the input has no split lists (then every image is trainval, labelled from its name).
+    """
+
+    root: str
+    layout: str
+    listing: dict[str, tuple[str, lists.ListEntry]] | None
+
+
+def classify_path(path: str) -> tuple[str, str]:
+    """Classifies a file by the folders it sits in (works for local, ``gs://`` and tar member paths).
+
+    Returns:
+        ``(IMAGE, name)`` for ``.../images/<name>.{jpg,jpeg,png}``, ``(TRIMAP, name)`` for
+        ``.../annotations/trimaps/<name>.png``, ``(IGNORED, reason)`` for other files in those two
+        folders (``._*`` AppleDouble files, ``.mat`` files …), and ``("", "")`` for files elsewhere
+        (list files, xmls, READMEs), which are not part of the image/trimap accounting.
+    """
+    parts = path.replace("\\", "/").split("/")
+    base, parent, grandparent = parts[-1], (parts[-2:-1] or [""])[0], (parts[-3:-2] or [""])[0]
+    if parent == "images":
+        kind, allowed = IMAGE, _IMAGE_EXTENSIONS
+    elif (grandparent, parent) == ("annotations", "trimaps"):
+        kind, allowed = TRIMAP, frozenset({".png"})
+    else:
+        return "", ""
+    if base.startswith("._"):
+        return IGNORED, "appledouble_file"
+    stem, ext = posixpath.splitext(base)
+    if ext.lower() not in allowed:
+        return IGNORED, f"unexpected_{kind}_extension_{ext.lower().lstrip('.') or 'none'}"
+    return kind, stem
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode("utf-8")
+
+
+def _exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def _has_files(pattern: str) -> bool:
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def _split_lists_from_archive(archive: str) -> dict[str, str]:
+    """Streams the annotations tarball once and returns the split lists' texts by split."""
+    wanted = {path: split for split, path in _SPLIT_LISTS.items()}
+    found: dict[str, str] = {}
+    with (
+        FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+        tarfile.open(fileobj=raw, mode="r|gz") as tar,
+    ):
+        for member in tar:
+            name = member.name[2:] if member.name.startswith("./") else member.name
+            if member.isfile() and name in wanted:
+                found[wanted[name]] = tar.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+    return found
+
+
+def find_input(root: str, layout: str = "auto") -> PetsInput:
+    """Locates the dataset under ``root`` and reads its split lists.
+
+    Args:
+        root: Directory (local or ``gs://``) with ``images.tar.gz`` + ``annotations.tar.gz`` or
+            with ``images/`` and ``annotations/trimaps/``.
+        layout: ``"auto"`` (archives when both are present, else the extracted folders),
+            ``"archives"`` or ``"extracted"``.
+
+    Raises:
+        InputError: if the layout is not found, naming the path and what was expected.
+        lists.ListFileError: if a split list is malformed or names an image twice.
+    """
+    root = root.rstrip("/")
+    archives = [FileSystems.join(root, name) for name in ARCHIVES]
+    if layout == "auto":
+        layout = "archives" if all(_exists(a) for a in archives) else "extracted"
+    if layout == "archives":
+        missing = [a for a in archives if not _exists(a)]
+        if missing:
+            raise InputError(f"--input {root!r} lacks {missing}; expected both {list(ARCHIVES)}")
+        texts = _split_lists_from_archive(archives[1])
+    elif layout == "extracted":
+        if not _has_files(FileSystems.join(root, "images", "*")):
+            raise InputError(
+                f"--input {root!r} has neither {' + '.join(ARCHIVES)} nor an images/ folder with files; "
+                "point it at the directory holding the PETS archives or their extracted images/ and annotations/"
+            )
+        texts = {}
+        for split, rel in _SPLIT_LISTS.items():
+            path = FileSystems.join(root, rel)
+            if _exists(path):
+                texts[split] = _read_text(path)
+    else:
+        raise InputError(f"unknown input layout {layout!r}; expected 'auto', 'archives' or 'extracted'")
+    listing = None
+    if texts:
+        listing = lists.merge_split_lists(
+            (split, lists.parse_list_file(text, source=FileSystems.join(root, _SPLIT_LISTS[split])))
+            for split, text in sorted(texts.items())
+        )
+    logger.info(
+        "input %s: %s layout, %s",
+        root,
+        layout,
+        f"{len(listing)} images in split lists" if listing is not None else "no split lists",
+    )
+    return PetsInput(root=root, layout=layout, listing=listing)
+
+
+def _keyed(path: str, payload_fn: Callable[[], object]) -> Iterator[tuple[str, tuple[str, object]]]:
+    """Keys an image or trimap by its name, and junk by its own path (so it never pairs with anything)."""
+    kind, value = classify_path(path)
+    if kind == IGNORED:
+        yield path, (IGNORED, value)
+    elif kind:
+        yield value, (kind, payload_fn())
+
+
+class _ReadArchiveFn(beam.DoFn):
+    """Streams one tarball and emits its image/trimap folder members, keyed as :class:`ReadPetsFiles` says."""
+
+    def process(self, archive: str) -> Iterator[tuple[str, tuple[str, object]]]:
+        """Yields ``(key, (kind, payload))`` for every member file of ``archive``."""
+        logger.info("streaming %s", archive)
+        with (
+            FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+            tarfile.open(fileobj=raw, mode="r|gz") as tar,
+        ):
+            for member in tar:
+                if member.isfile():
+                    yield from _keyed(member.name, lambda m=member: tar.extractfile(m).read())
+
+
+def listed_item(listed: tuple[str, lists.ListEntry]) -> tuple[str, int, int]:
+    """A listing's ``(split, entry)`` as the plain ``(split, label, species)`` tuple the job passes on.
+
+    Plain tuples of primitives, because Beam's fast coder pickles any other type (a dataclass costs
+    tens of microseconds per element at every stage boundary).
+    """
+    split, entry = listed
+    return split, entry.label, entry.species
+
+
+def read_payload(payload: bytes | str) -> bytes:
+    """Returns a file's bytes: ``payload`` itself, or the contents of the path it names."""
+    if isinstance(payload, bytes):
+        return payload
+    with FileSystems.open(payload, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
+def group_extracted_files(source: PetsInput) -> list[tuple[str, dict[str, list]]]:
+    """Lists the extracted layout's images/ and trimaps/ folders and groups every file with its listing.
+
+    One ``match`` per folder (a directory listing, cheap even on ``gs://``) pairs every image with
+    its trimap by name, so the job needs no shuffle of one element per file to pair them. Files are
+    read later, by the step that decodes them, from the paths.
+
+    Returns:
+        ``(key, {"listing": [(split, label, species)] or [], "files": [(kind, path or reason), ...]})`` sorted
+        by key: the same shape :class:`ReadPetsFiles` emits for the archives.
+    """
+    root = source.root
+    patterns = [FileSystems.join(root, "images", "*"), FileSystems.join(root, "annotations", "trimaps", "*")]
+    groups: dict[str, dict[str, list]] = {}
+    for result in FileSystems.match(patterns):
+        for meta in result.metadata_list:
+            for key, file in _keyed(meta.path, lambda p=meta.path: p):
+                groups.setdefault(key, {"listing": [], "files": []})["files"].append(file)
+    for name, listed in (source.listing or {}).items():
+        groups.setdefault(name, {"listing": [], "files": []})["listing"].append(listed_item(listed))
+    for group in groups.values():
+        group["files"].sort()
+    logger.info("paired %d image names and junk files in %s", len(groups), root)
+    return sorted(groups.items())
+
+
+class ReadPetsFiles(beam.PTransform):
+    """Emits every image name with its split-list entry and its files, ``(key, {"listing", "files"})``.
+
+    ``listing`` holds the name's ``(split, label, species)`` from the split lists (empty when unlisted);
+    ``files`` holds ``(kind, payload)`` pairs with ``kind`` ``"image"`` or ``"trimap"``, whose payload
+    is the file's bytes when streamed from an archive (paired by name with a ``CoGroupByKey``), or its
+    path in the extracted layout (paired from two folder listings by :func:`group_extracted_files`,
+    read later by :func:`read_payload`). Junk such as ``._*`` and ``.mat`` files is keyed by its own
+    path, with kind ``"ignored"`` and the reason as payload, so it never pairs with anything.
+    """
+
+    def __init__(self, source: PetsInput, *, redistribute: bool = True) -> None:
+        """Reads ``source``.
+
+        Args:
+            source: The located input.
+            redistribute: Spread the extracted layout's file groups over workers before the heavy
+                step (a ``Reshuffle``). Needed wherever more than one worker runs (on Dataflow all the
+                groups would otherwise stay on the worker that listed them); pure overhead for one.
+        """
+        super().__init__()
+        self._source = source
+        self._redistribute = redistribute
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        """PBegin → ``(key, {"listing", "files"})`` per image name (and per junk file)."""
+        # One impulse, then the located input as a FlatMap argument: a Create of thousands of file
+        # groups would infer a type per element and embed them all in the job graph.
+        impulse = pbegin | "Start" >> beam.Impulse()
+        if self._source.layout == "extracted":
+            groups = impulse | "PairFiles" >> beam.FlatMap(
+                lambda _, s: group_extracted_files(s), self._source
+            ).with_output_types(tuple[str, dict[str, list]])  # Declared: spares Beam inferring it from bytecode.
+            return groups | "Redistribute" >> beam.Reshuffle() if self._redistribute else groups
+        return {
+            "listing": impulse
+            | "ListedImages"
+            >> beam.FlatMap(
+                lambda _, s: [(name, listed_item(v)) for name, v in sorted((s.listing or {}).items())], self._source
+            ).with_output_types(tuple[str, tuple[str, int, int]]),
+            "files": (
+                impulse
+                | "ListArchives"
+                >> beam.FlatMap(
+                    lambda _, s: [FileSystems.join(s.root, name) for name in ARCHIVES], self._source
+                ).with_output_types(str)
+                | "StreamArchives" >> beam.ParDo(_ReadArchiveFn())
+            ),
+        } | "PairByName" >> beam.CoGroupByKey()

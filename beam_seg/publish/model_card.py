@@ -1,0 +1,275 @@
+"""The published model's card (``README.md``) and the metric lookup that the blessing gate shares with it.
+
+:func:`split_metrics` is the one place that knows the schema of the training stage's ``metrics.json``
+(``{"val": {"mean_iou", "pixel_accuracy", "loss", "per_class_iou": {...}}, "test": {...}}``, see
+``beam_seg.train``); adapt it there if that schema changes. The card is built with ``ModelCardData`` /
+``EvalResult`` so the Hub shows the evaluation as a model-index, and explains how to load the model with
+:func:`beam_seg.loader.load_model` and with plain ``tf.saved_model.load``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from beam_seg.formats import CURVES_NAME, EVAL_SPLITS, PREDICTIONS_NAME
+
+__all__ = [
+    "DATASET_ID",
+    "LIBRARY_NAME",
+    "Blessing",
+    "evaluate_blessing",
+    "render_model_card",
+    "split_metrics",
+]
+
+# The export is a Keras 3 model written as a TF SavedModel (keras.export.ExportArchive).
+LIBRARY_NAME = "keras"
+DATASET_ID = "oxford-iiit-pet"
+DATASET_NAME = "Oxford-IIIT Pet (trimaps)"
+TAGS: tuple[str, ...] = (
+    "image-segmentation",
+    "semantic-segmentation",
+    "tensorflow",
+    "saved_model",
+    "unet",
+    "oxford-iiit-pet",
+    "beam_seg",
+)
+# (metrics.json key, model-index metric type, display name) of the headline metrics.
+_HEADLINE: tuple[tuple[str, str, str], ...] = (
+    ("mean_iou", "mean_iou", "Mean IoU"),
+    ("pixel_accuracy", "accuracy", "Pixel accuracy"),
+)
+PICTURES: tuple[tuple[str, str], ...] = ((CURVES_NAME, "Training curves"), (PREDICTIONS_NAME, "Predictions"))
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def split_metrics(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Normalises ``metrics.json`` to ``{split: {"mean_iou", "pixel_accuracy", "loss", "per_class_iou"}}``.
+
+    Reads a ``{"val": {...}, "test": {...}}`` block per split, or flat ``val_mean_iou``-style keys; keeps only
+    finite numbers and only the splits that have any.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for split in EVAL_SPLITS:
+        block = metrics.get(split)
+        if isinstance(block, Mapping):
+            values = {key: _number(block.get(key)) for key in ("mean_iou", "pixel_accuracy", "loss")}
+            per_class = block.get("per_class_iou")
+        else:
+            values = {key: _number(metrics.get(f"{split}_{key}")) for key in ("mean_iou", "pixel_accuracy", "loss")}
+            per_class = None
+        row: dict[str, Any] = {key: value for key, value in values.items() if value is not None}
+        if isinstance(per_class, Mapping):
+            row["per_class_iou"] = {str(name): _number(value) for name, value in per_class.items()}
+        if row:
+            out[split] = row
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Blessing:
+    """Outcome of the blessing gate.
+
+    Attributes:
+        metric: Which number was compared (``"val/mean_iou"``), or ``None`` if there was none.
+        value: That number.
+        threshold: ``--min_miou``.
+        blessed: Whether the model may be pushed.
+        reason: One line saying why.
+    """
+
+    metric: str | None
+    value: float | None
+    threshold: float
+    blessed: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's ``blessing`` entry."""
+        return dataclasses.asdict(self)
+
+
+def evaluate_blessing(metrics: Mapping[str, Any], threshold: float) -> Blessing:
+    """Compares the validation mean IoU (the test one if there is no validation split) with ``threshold``.
+
+    A model without a mean IoU passes only a disabled gate (``threshold <= 0``).
+    """
+    splits = split_metrics(metrics)
+    split = next((s for s in EVAL_SPLITS if "mean_iou" in splits.get(s, {})), None)
+    if split is None:
+        if threshold <= 0:
+            reason = "no mean IoU in metrics.json; the gate is disabled (--min_miou 0)"
+            return Blessing(None, None, threshold, True, reason)
+        return Blessing(
+            None,
+            None,
+            threshold,
+            False,
+            f"metrics.json has no finite val or test mean_iou to compare with --min_miou {threshold:g}",
+        )
+    value = splits[split]["mean_iou"]
+    metric = f"{split}/mean_iou"
+    if value < threshold:
+        return Blessing(metric, value, threshold, False, f"{metric} {value:.4f} is below --min_miou {threshold:g}")
+    return Blessing(metric, value, threshold, True, f"{metric} {value:.4f} >= --min_miou {threshold:g}")
+
+
+def _eval_results(splits: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    from huggingface_hub import EvalResult
+
+    results = []
+    for split, row in splits.items():
+        for key, metric_type, name in _HEADLINE:
+            if key in row:
+                results.append(
+                    EvalResult(
+                        task_type="image-segmentation",
+                        task_name="Semantic segmentation",
+                        dataset_type=DATASET_ID,
+                        dataset_name=DATASET_NAME,
+                        dataset_split=split,
+                        metric_type=metric_type,
+                        metric_name=name,
+                        metric_value=round(row[key], 4),
+                    )
+                )
+    return results
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return f"`{json.dumps(value, sort_keys=True)}`"
+    return f"`{value}`" if value is not None else "—"
+
+
+def _metrics_table(splits: Mapping[str, Mapping[str, Any]], class_names: Sequence[str]) -> str:
+    if not splits:
+        return "No evaluation metrics were found in `metrics.json`.\n"
+    names = list(class_names) or sorted({c for row in splits.values() for c in row.get("per_class_iou", {})})
+    header = ["split", "mean IoU", "pixel accuracy", "loss", *(f"IoU {c}" for c in names)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for split, row in splits.items():
+        per_class = row.get("per_class_iou", {})
+        cells = [split, *(f"{row[k]:.4f}" if k in row else "—" for k in ("mean_iou", "pixel_accuracy", "loss"))]
+        cells += [f"{per_class[c]:.4f}" if per_class.get(c) is not None else "—" for c in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _key_value_table(items: Mapping[str, Any]) -> str:
+    if not items:
+        return "Not recorded in `model_config.json`.\n"
+    lines = ["| parameter | value |", "|---|---|"]
+    lines += [f"| {key} | {_fmt(value)} |" for key, value in sorted(items.items())]
+    return "\n".join(lines) + "\n"
+
+
+def render_model_card(
+    *,
+    repo_id: str,
+    version: str,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    files: Sequence[str] = (),
+) -> str:
+    """The ``README.md`` of a published model: YAML metadata (with a model-index) and a usage/metrics body.
+
+    Args:
+        repo_id: Model repository (``user/name``).
+        version: The published version (tag and branch name).
+        config: ``model_config.json`` contents (``{}`` if absent).
+        metrics: ``metrics.json`` contents (``{}`` if absent).
+        files: Paths that will be in the repository (pictures are embedded only if present).
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    splits = split_metrics(metrics)
+    class_names = [str(c) for c in config.get("classes") or []]
+    model_name = repo_id.split("/")[-1]
+    data = ModelCardData(
+        library_name=LIBRARY_NAME,
+        pipeline_tag="image-segmentation",
+        tags=list(TAGS),
+        datasets=[DATASET_ID],
+        metrics=["mean_iou", "accuracy"],
+        model_name=model_name,
+        eval_results=_eval_results(splits) or None,
+    )
+    image_size = config.get("image_size", "S")
+    classes = ", ".join(f"{i} = `{c}`" for i, c in enumerate(class_names)) or "see `model_config.json`"
+    training = {
+        **{f"model.{k}": v for k, v in (config.get("model") or {}).items()},
+        **dict(config.get("training") or {}),
+    }
+    versions = config.get("versions") or {}
+    pictures = "\n".join(f"![{title}]({name})\n" for name, title in PICTURES if name in files)
+    body = f"""
+# {model_name}
+
+Semantic segmentation of pets into {len(class_names) or "3"} classes ({classes}), trained on the
+Oxford-IIIT Pet trimaps with `beam_seg` (Apache Beam → TFRecords → Keras U-Net → Hugging Face Hub).
+This revision is version **`{version}`** (a tag and a branch of this repository; published versions are
+immutable — pin `revision="{version}"` or its commit sha for reproducible results).
+
+## Evaluation
+
+{_metrics_table(splits, class_names)}
+## How to use
+
+The model is a TensorFlow SavedModel (`saved_model/`) with decoding, resizing and normalisation built in.
+Its `serving_default` signature takes a 1-D string tensor of encoded images (JPEG/PNG/BMP/GIF, any size)
+and returns `mask` (uint8 `[N, {image_size}, {image_size}]` class ids) and `probabilities`
+(float32 `[N, {image_size}, {image_size}, {len(class_names) or 3}]`).
+
+With beam_seg:
+
+```python
+from beam_seg.loader import load_model
+
+model = load_model("hf://{repo_id}@{version}")
+with open("pet.jpg", "rb") as f:
+    mask, probabilities = model(f.read())   # or a list of encoded images
+```
+
+With TensorFlow only:
+
+```python
+import tensorflow as tf
+from huggingface_hub import snapshot_download
+
+path = snapshot_download("{repo_id}", revision="{version}", allow_patterns=["saved_model/*", "model_config.json"])
+serve = tf.saved_model.load(f"{{path}}/saved_model").signatures["serving_default"]
+(input_name,) = serve.structured_input_signature[1]   # the string input, e.g. "image_bytes"
+with open("pet.jpg", "rb") as f:
+    out = serve(**{{input_name: tf.constant([f.read()])}})
+mask = out["mask"].numpy()[0]
+```
+
+`model_config.json` holds the image size, class names, colour palette, preprocessing and training settings.
+
+## Training
+
+{_key_value_table(training)}
+{pictures}
+## Files
+
+{chr(10).join(f"- `{name}`" for name in sorted(files) if not name.startswith("saved_model/")) or "- (none)"}
+- `saved_model/` (TensorFlow SavedModel)
+
+## Software
+
+{_key_value_table(dict(versions))}"""
+    content = f"---\n{data.to_yaml()}\n---\n{body}"
+    return ModelCard(content).content  # Parses the metadata back: fails here, not on the Hub, if it is invalid.

@@ -1,0 +1,50 @@
+"""Stage 2's command line: ``python -m beam_seg.train --data_dir DIR --output_dir DIR [--epochs N] [--resume]``.
+
+Trains, evaluates and exports as :mod:`beam_seg.train.trainer` describes. Exit codes: 0 ok; 2 bad flags or data (no
+shards, a corrupt shard, a record missing a feature: one line naming the file); 3 the loss became NaN (the last good
+checkpoint is kept, nothing is exported).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from beam_seg import cli
+from beam_seg.train.config import PROG, parse_args
+
+__all__ = ["EXIT_DIVERGED", "run"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_DIVERGED = 0, 3
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parses the flags, trains, and returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config = parse_args(argv)
+    except cli.UsageError as e:
+        return cli.usage_exit_code(PROG, e)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.configure_logging()
+    from beam_seg.train import trainer  # TensorFlow: only past the flags.
+
+    try:
+        result = trainer.train(config)
+    except (trainer.input_pipeline.InputDataError, trainer.OutputExistsError, cli.UsageError) as e:
+        logger.error("%s", e)
+        return cli.EXIT_USAGE
+    except trainer.TrainingDivergedError as e:
+        logger.error("%s", e)
+        return EXIT_DIVERGED
+    val = result.metrics.get("val", {})
+    print(  # CLI summary.
+        f"train: {len(result.history)} epochs in {result.seconds:.0f}s → {result.output_dir}; "
+        f"val mean IoU {val.get('mean_iou', float('nan')):.4f}, "
+        f"pixel accuracy {val.get('pixel_accuracy', float('nan')):.4f}"
+    )
+    return EXIT_OK
