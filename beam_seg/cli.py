@@ -29,6 +29,7 @@ __all__ = [
     "apply_local_runner_defaults",
     "configure_logging",
     "find_error",
+    "is_local_runner",
     "parse_pipeline_options",
     "usage_exit_code",
     "wants_help",
@@ -38,7 +39,16 @@ EXIT_USAGE = 2
 # Without --runner, Beam jobs run on FnApiRunner, the engine the DirectRunner itself uses for batch pipelines,
 # chosen directly: Beam's DirectRunner first tries the Prism runner, which downloads a binary at run time.
 LOCAL_RUNNER = "FnApiRunner"
-_LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "direct")
+# Beam's StandardOptions.LOCAL_RUNNERS (spelled out: importing Beam takes seconds), plus the "direct" alias.
+_LOCAL_RUNNERS = (
+    "BundleBasedDirectRunner",
+    "DirectRunner",
+    "SwitchingDirectRunner",
+    "FnApiRunner",
+    "PrismRunner",
+    "TestDirectRunner",
+    "direct",
+)
 
 
 class UsageError(ValueError):

@@ -29,6 +29,9 @@ if REPO_ROOT not in sys.path:
 
 from beam_seg.data import sample as sample_data  # noqa: E402
 
+# The Hub test double's fixtures (hub_server, hub_token, hub_client_env, hub_api), for every test module.
+pytest_plugins = ["hubserver.fixtures"]
+
 # Runner flags for small in-process pipelines (fast start; the multi-process runner has its own test).
 IN_MEMORY = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 

@@ -4,7 +4,7 @@ The template is not a package (a Space runs ``python app.py`` in its folder), so
 ``sys.path`` and ``app.py`` is imported under a unique module name. The pure prediction runs against a fake
 model (exact colours and percentages) and against a tiny U-Net trained once by the real pipeline
 (sample data -> ``tfrecord_gen`` -> ``train``); the model-loading errors come from the real
-``huggingface_hub`` client talking HTTP to the local Hub test double (``tests/hub_server.py``).
+``huggingface_hub`` client talking HTTP to the local Hub test double (``tests/hubserver/``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import free_port
-from hub_server import (
-    DEFAULT_TOKEN,
-    DEFAULT_USER,
-    HubServer,
-    hub_client_env,  # noqa: F401 - pytest fixture
-    hub_server,  # noqa: F401 - pytest fixture
-)
+from hubserver import DEFAULT_TOKEN, DEFAULT_USER, HubServer
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -453,7 +447,7 @@ def test_token_errors_never_show_the_token(
 
 
 def test_gated_repo_message(published: str, hub_client_env: HubServer) -> None:
-    # The test double stores but does not enforce gating: answer like the Hub does for a gated repo.
+    # The test double has no gating: answer like the Hub does for a gated repo.
     hub_client_env.inject(
         "GET",
         rf"^/api/models/{MODEL_REPO}",

@@ -97,3 +97,10 @@ def test_help_answers_at_once_without_importing_beam_or_tensorflow(module):
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--output_dir" in result.stdout
+
+
+def test_local_runners_are_beams_own():
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    assert all(cli.is_local_runner(r) for r in StandardOptions.LOCAL_RUNNERS)
+    assert cli.is_local_runner("apache_beam.runners.direct.DirectRunner") and not cli.is_local_runner("DataflowRunner")

@@ -11,15 +11,7 @@ from dataclasses import replace as dataclasses_replace
 
 import httpx2
 import pytest
-from hub_server import (  # noqa: F401 - fixtures
-    DEFAULT_USER,
-    git_blob_sha1,
-    hub_api,
-    hub_client_env,
-    hub_server,
-    hub_token,
-    lfs_pointer,
-)
+from hubserver import DEFAULT_USER, git_blob_sha1, lfs_pointer
 
 from beam_seg.hub import auth, commits, errors, lfs, repos, retry, versions
 from beam_seg.hub import files as hub_files
@@ -349,10 +341,10 @@ def test_bad_version_names_are_refused(bad):
         versions.validate_version(bad)
 
 
-def test_a_file_expected_in_lfs_but_stored_inline_still_compares_equal(hub_api, hub_client_env):
+def test_a_file_stored_inline_or_in_lfs_compares_equal_either_way(hub_api, hub_client_env):
     hub_api.create_repo(REPO)
-    files = [hub_files.local_file("notes.txt", b"plain text\n", lfs_expected=True)]  # The Hub stores text inline.
-    assert files[0].git_sha1 is None
+    files = [hub_files.local_file("notes.txt", b"plain text\n")]  # The Hub stores text inline.
+    assert len(files[0].blob_ids) == 2  # The inline blob's id and the LFS pointer's.
     first = versions.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
     assert not hub_client_env.list_files(REPO, "v1")["notes.txt"].lfs
     again = versions.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
@@ -395,7 +387,7 @@ def _disk_files(tmp_path, **contents: bytes) -> list[hub_files.LocalFile]:
     for name, data in contents.items():
         path = tmp_path / name
         path.write_bytes(data)
-        files.append(hub_files.local_file(name, str(path), lfs_expected=True))
+        files.append(hub_files.local_file(name, str(path)))
     return files
 
 
@@ -439,7 +431,7 @@ def test_in_memory_content_is_sent_in_parts_too(hub_api, hub_client_env, transfe
     hub_api.create_repo(REPO)
     server.multipart_chunk_size = MIB
     blob = _random(2 * MIB + 1, 5)
-    files = [hub_files.local_file("generated.bin", blob, lfs_expected=True)]
+    files = [hub_files.local_file("generated.bin", blob)]
     assert lfs.upload_lfs_files(hub_api, repo_id=REPO, files=files, content=_bytes_of, executor=transfers)
     assert server.count_requests("PUT", r"/part/\d+$", 200) == 3
     versions.publish_version(hub_api, repo_id=REPO, version="v1", files=files, content=_bytes_of)
@@ -478,7 +470,7 @@ def test_an_interrupted_multipart_upload_is_resumed(hub_api, hub_client_env, tmp
 
 def test_lfs_batch_errors_name_the_file(hub_api, hub_client_env, transfers):
     hub_api.create_repo(REPO)
-    bad = dataclasses_replace(hub_files.local_file("w.bin", b"x", lfs_expected=True), size=-1)  # The server's 422.
+    bad = dataclasses_replace(hub_files.local_file("w.bin", b"x"), size=-1)  # The server's 422.
     with pytest.raises(errors.HubError, match=r"refused to store w\.bin of model repo .* \(LFS error 422"):
         lfs.upload_lfs_files(hub_api, repo_id=REPO, files=[bad], content=_bytes_of, executor=transfers)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hub_server import DEFAULT_USER, hub_api, hub_client_env, hub_server, hub_token  # noqa: F401 - fixtures
+from hubserver import DEFAULT_USER
 
 from beam_seg.loader import ModelLoadError, load_model, parse_location
 

@@ -14,19 +14,11 @@ import json
 import logging
 import shutil
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 from conftest import IN_MEMORY
-from hub_server import (  # noqa: F401 - fixtures
-    DEFAULT_TOKEN,
-    DEFAULT_USER,
-    HubServer,
-    hub_client_env,
-    hub_server,
-    hub_token,
-)
+from hubserver import DEFAULT_TOKEN, DEFAULT_USER, HubServer
 
 from beam_seg import cli
 from beam_seg.hub import commits, retry
@@ -704,14 +696,6 @@ def test_dataflow_needs_gcs_paths(model_dir, capsys):
     argv = ["--model_dir", str(model_dir), "--model_repo", MODEL_REPO, "--runner", "DataflowRunner"]
     assert job.run(argv) == 2
     assert "must be gs:// with --runner DataflowRunner" in capsys.readouterr().err
-
-
-def test_upload_pools_start_every_thread_up_front():
-    """The upload DoFn's pools run all their threads when setup() returns (none starts later, under load)."""
-    pool = uploads._started_pool(8, "start-test")
-    assert sum(t.name.startswith("start-test") for t in threading.enumerate()) == 8
-    assert pool.submit(lambda: 41 + 1).result(timeout=30) == 42
-    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def test_upload_pools_are_shared_by_a_process():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hub_server import DEFAULT_USER, hub_api, hub_client_env, hub_server, hub_token  # noqa: F401 - fixtures
+from hubserver import DEFAULT_USER
 
 from beam_seg.publish import space
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
-from hub_server import DEFAULT_TOKEN, DEFAULT_USER, hub_server  # noqa: F401 - fixture
+from hubserver import DEFAULT_TOKEN, DEFAULT_USER
 
 HOOK = """
 import os, sys

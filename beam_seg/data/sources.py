@@ -191,8 +191,8 @@ class _ReadArchiveFn(beam.DoFn):
 def listed_item(listed: tuple[str, lists.ListEntry]) -> tuple[str, int, int]:
     """A listing's ``(split, entry)`` as the plain ``(split, label, species)`` tuple the job passes on.
 
-    Plain tuples of primitives, because Beam's fast coder pickles any other type (a dataclass costs
-    tens of microseconds per element at every stage boundary).
+    Plain tuples of primitives, because Beam's fast coder pickles any other type, element by element, at every
+    stage boundary.
     """
     split, entry = listed
     return split, entry.label, entry.species

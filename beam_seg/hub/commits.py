@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from beam_seg.hub.errors import ConcurrentUpdateError, hub_call
-from beam_seg.hub.files import LFS_MIN_BYTES, LocalFile, git_blob_id
+from beam_seg.hub.files import LFS_MIN_BYTES, LocalFile
+from beam_seg.hub.lfs import hashed_addition
 from beam_seg.hub.repos import BranchHead, list_refs, read_head, remote_tree
 from beam_seg.hub.retry import DEFAULT_RETRY, RetryPolicy, retry_delay, short_reason, status_of
 
@@ -48,16 +49,6 @@ MAX_INLINE_BYTES_PER_COMMIT = 1_000_000_000
 KEEP_PATHS: tuple[str, ...] = (".gitattributes",)
 
 
-def _addition(f: LocalFile, body: str | bytes) -> Any:
-    """A ``CommitOperationAdd`` for ``f`` whose content ``body`` was already hashed (no second read)."""
-    from huggingface_hub import CommitOperationAdd
-
-    addition = CommitOperationAdd(f.path_in_repo, body)
-    if isinstance(body, str):
-        addition.upload_info.sha256 = bytes.fromhex(f.sha256)
-    return addition
-
-
 def preupload_files(
     api: HfApi,
     *,
@@ -73,7 +64,7 @@ def preupload_files(
     :func:`beam_seg.hub.lfs.upload_lfs_files`): a ``create_commit`` of the result repeats neither call (the client's
     documented two-step upload).
     """
-    additions = {f.path_in_repo: _addition(f, content(f)) for f in files}
+    additions = {f.path_in_repo: hashed_addition(f, content(f)) for f in files}
     with hub_call("uploading files to", repo_id=repo_id, repo_type=repo_type, endpoint=api.endpoint):
         api.preupload_lfs_files(
             repo_id, additions=list(additions.values()), repo_type=repo_type, revision=revision, free_memory=False
@@ -81,30 +72,17 @@ def preupload_files(
     return additions
 
 
-def _differs(remote_id: str | None, f: LocalFile, content: Callable[[LocalFile], str | bytes] | None) -> bool:
-    """Whether the Hub's blob ``remote_id`` is not ``f``'s content (hashing it inline on demand if needed)."""
-    if remote_id is None:
-        return True
-    if remote_id in f.blob_ids:
-        return False
-    if f.git_sha1 is not None or f.size >= LFS_MIN_BYTES or content is None:
-        return True
-    body = content(f)  # Expected as LFS but the Hub stored it inline (a custom .gitattributes): compare that way.
-    if isinstance(body, str):
-        with open(body, "rb") as fh:
-            body = fh.read()
-    return git_blob_id(body) != remote_id
+def _differs(remote_id: str | None, f: LocalFile) -> bool:
+    """Whether the Hub's blob ``remote_id`` is not ``f``'s content (stored with LFS or inline)."""
+    return remote_id not in f.blob_ids
 
 
 def tree_differences(
-    remote: Mapping[str, str],
-    files: Sequence[LocalFile],
-    keep: Sequence[str] = KEEP_PATHS,
-    content: Callable[[LocalFile], str | bytes] | None = None,
+    remote: Mapping[str, str], files: Sequence[LocalFile], keep: Sequence[str] = KEEP_PATHS
 ) -> list[str]:
     """Paths where ``remote`` differs from exactly ``files`` (plus ``keep`` paths, which are ignored)."""
     wanted = {f.path_in_repo: f for f in files}
-    changed = [p for p, f in wanted.items() if _differs(remote.get(p), f, content)]
+    changed = [p for p, f in wanted.items() if _differs(remote.get(p), f)]
     extra = [p for p in remote if p not in wanted and p not in keep]
     return sorted(changed + extra)
 
@@ -188,11 +166,11 @@ def _apply(tree: _Tree, batch: Sequence[FileOperation]) -> dict[str, str | Local
     return out
 
 
-def _matches(remote: Mapping[str, str], expected: _Tree, content: Callable[[LocalFile], str | bytes]) -> bool:
+def _matches(remote: Mapping[str, str], expected: _Tree) -> bool:
     if remote.keys() != expected.keys():
         return False
     return all(
-        not _differs(remote[p], want, content) if isinstance(want, LocalFile) else remote[p] == want
+        not _differs(remote[p], want) if isinstance(want, LocalFile) else remote[p] == want
         for p, want in expected.items()
     )
 
@@ -209,7 +187,6 @@ def commit_tree(
     branch: str = "main",
     keep: Sequence[str] = KEEP_PATHS,
     head: BranchHead | None = None,
-    prepared: Mapping[str, Any] | None = None,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TreeCommit:
@@ -232,9 +209,6 @@ def commit_tree(
         head: The branch head and its files if the caller just read them (:func:`read_head`; saves a round trip);
             the commit names it as parent, so a head that moved since makes the commit fail rather than write on
             top of unseen changes.
-        prepared: ``CommitOperationAdd`` s by path from :func:`preupload_files` (read ahead by the caller): the
-            first attempt of each commit uses them, which spares ``create_commit`` its preupload and LFS batch
-            round trips; retries build fresh ones.
         policy: Backoff of the commit and ref calls.
         sleep: Injected in tests.
 
@@ -245,7 +219,7 @@ def commit_tree(
         head = read_head(api, repo_id=repo_id, repo_type=repo_type, branch=branch, policy=policy)
     sha, remote = head.sha, head.tree
     wanted = {f.path_in_repo: f for f in files}
-    changed = sorted(p for p, f in wanted.items() if _differs(remote.get(p), f, content))
+    changed = sorted(p for p, f in wanted.items() if _differs(remote.get(p), f))
     deleted = sorted(p for p in remote if p not in wanted and p not in keep)
     unchanged = sorted(set(wanted) - set(changed))
     operations = [FileOperation(p, None) for p in deleted] + [FileOperation(p, wanted[p]) for p in changed]
@@ -265,7 +239,6 @@ def commit_tree(
             title=title,
             description=description,
             content=content,
-            prepared=prepared or {},
             policy=policy or DEFAULT_RETRY,
             sleep=sleep,
         )
@@ -306,7 +279,6 @@ def _commit_batch(
     title: str,
     description: str,
     content: Callable[[LocalFile], str | bytes],
-    prepared: Mapping[str, Any],
     policy: RetryPolicy,
     sleep: Callable[[float], None],
 ) -> str:
@@ -321,10 +293,8 @@ def _commit_batch(
             for op in batch:
                 if op.add is None:
                     operations.append(CommitOperationDelete(op.path))
-                elif attempt == 1 and op.path in prepared:
-                    operations.append(prepared[op.path])
                 else:
-                    operations.append(_addition(op.add, content(op.add)))
+                    operations.append(hashed_addition(op.add, content(op.add)))
             try:
                 info = api.create_commit(
                     repo_id,
@@ -346,7 +316,6 @@ def _commit_batch(
                     branch=branch,
                     parent=parent,
                     expected=expected,
-                    content=content,
                     policy=policy,
                 )
                 if landed is not None:
@@ -381,7 +350,6 @@ def _landed(
     branch: str,
     parent: str,
     expected: _Tree,
-    content: Callable[[LocalFile], str | bytes],
     policy: RetryPolicy,
 ) -> str | None:
     """The new head if our commit landed; ``None`` if the head is still ``parent``; raises if someone else moved it."""
@@ -389,9 +357,7 @@ def _landed(
     head = branches.get(branch)
     if head == parent:
         return None
-    if head is not None and _matches(
-        remote_tree(api, repo_id=repo_id, repo_type=repo_type, revision=head), expected, content
-    ):
+    if head is not None and _matches(remote_tree(api, repo_id=repo_id, repo_type=repo_type, revision=head), expected):
         return head
     raise ConcurrentUpdateError(
         f"branch {branch!r} of {repo_type} repo {repo_id} moved from {parent[:12]} to {str(head)[:12]} while we were "

@@ -105,9 +105,7 @@ def translate_error(
     if isinstance(exc, HubError):
         return exc
     what = f"{repo_type} repo {repo_id}"
-    from beam_seg.hub.auth import resolve_endpoint  # auth imports this module.
-
-    where = endpoint or resolve_endpoint()
+    where = endpoint or "the Hub's endpoint (HF_ENDPOINT)"
     if is_network_error(exc) or isinstance(exc, LocalEntryNotFoundError):
         return HubUnavailableError(
             f"cannot reach the Hub at {where} while {action} {what} ({type(exc).__name__}); check the network, "

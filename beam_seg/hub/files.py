@@ -14,8 +14,7 @@ __all__ = ["LFS_MIN_BYTES", "SAMPLE_BYTES", "LocalFile", "git_blob_id", "is_bina
 
 # Files of at least this size are always stored with LFS by the Hub (regular files above it are rejected).
 LFS_MIN_BYTES = 10 * 1024 * 1024
-# Hashing reads blocks small enough to be hashed while still in the core's cache (see bench/README.md).
-_READ_BLOCK = 256 * 1024
+_READ_BLOCK = 8 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,29 +122,25 @@ def _lfs_pointer(sha256: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
 
 
-def local_file(
-    path_in_repo: str, content: str | bytes, *, source: str | None = None, lfs_expected: bool = False
-) -> LocalFile:
+def local_file(path_in_repo: str, content: str | bytes, *, source: str | None = None) -> LocalFile:
     """Hashes a local file (path) or in-memory content (bytes) in one pass.
+
+    Computes the sha256 (the LFS oid) and, for a file small enough to be stored inline, its git blob id.
 
     Args:
         path_in_repo: Destination path.
         content: A local path, or the bytes themselves (kept in the result).
         source: The original location to record when ``content`` is a staged copy (e.g. of a ``gs://`` file).
-        lfs_expected: The Hub will store it with LFS (``saved_model/**``, binary...): skip the git blob id, which
-            only an inline file has; comparisons compute it on demand if the Hub did store it inline.
     """
     if isinstance(content, bytes):
-        sha1 = git_blob_id(content) if len(content) < LFS_MIN_BYTES and not lfs_expected else None
+        sha1 = git_blob_id(content) if len(content) < LFS_MIN_BYTES else None
         return LocalFile(path_in_repo, len(content), hashlib.sha256(content).hexdigest(), sha1, source, content)
     size = os.path.getsize(content)
     sha256 = hashlib.sha256()
-    inline = size < LFS_MIN_BYTES and not lfs_expected
-    sha1 = hashlib.sha1(b"blob %d\x00" % size) if inline else None
-    buffer = memoryview(bytearray(min(size, _READ_BLOCK) or 1))  # Reused: no fresh allocation per read.
-    with open(content, "rb", buffering=0) as f:
-        while read := f.readinto(buffer):
-            sha256.update(buffer[:read])
+    sha1 = hashlib.sha1(b"blob %d\x00" % size) if size < LFS_MIN_BYTES else None
+    with open(content, "rb") as f:
+        while block := f.read(_READ_BLOCK):
+            sha256.update(block)
             if sha1 is not None:
-                sha1.update(buffer[:read])
+                sha1.update(block)
     return LocalFile(path_in_repo, size, sha256.hexdigest(), sha1.hexdigest() if sha1 else None, source or content)

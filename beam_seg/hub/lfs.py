@@ -1,10 +1,17 @@
-"""Parallel LFS transfers over ``huggingface_hub`` internals: the one module that leans on them.
+"""LFS transfers over ``huggingface_hub`` internals: the one module that leans on them.
 
-Internals used (huggingface_hub 2.4.0, pinned in constraints.txt): ``huggingface_hub.lfs.UploadInfo``,
-``huggingface_hub.lfs.post_lfs_batch_info``, ``huggingface_hub.lfs.LFS_HEADERS`` and the LFS batch response's
-``actions`` layout (``upload.header.chunk_size`` and numbered part URLs for multipart transfers). Check them when the
-pin moves. Everything else goes through public helpers (``http_backoff``, ``hf_raise_for_status``,
-``build_hf_headers``, ``fix_hf_endpoint_in_url``).
+What it does that the client's public API does not, each kept because ``bench/publish.py`` shows it pays (see
+bench/README.md): parallel transfers of many files and of a file's multipart parts on one shared pool, request
+bodies sent in 1 MiB blocks, and commit operations that reuse the sha256 already computed.
+
+Internals used (huggingface_hub 2.4.0, pinned in constraints.txt): ``huggingface_hub.lfs.UploadInfo`` (and the
+``upload_info.sha256`` of a ``CommitOperationAdd``), ``huggingface_hub.lfs.post_lfs_batch_info``,
+``huggingface_hub.lfs.LFS_HEADERS`` and the LFS batch response's ``actions`` layout (``upload.header.chunk_size`` and
+numbered part URLs for multipart transfers). Check them when the pin moves. Everything else goes through public
+helpers (``http_backoff``, ``hf_raise_for_status``, ``build_hf_headers``, ``fix_hf_endpoint_in_url``).
+
+With ``hf_xet`` installed (the default), the client uploads through Xet and none of this runs
+(:func:`xet_enabled`); it serves Hubs and setups without Xet (``HF_HUB_DISABLE_XET=1``).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from beam_seg.hub.files import LocalFile
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-__all__ = ["upload_lfs_files", "xet_enabled"]
+__all__ = ["hashed_addition", "upload_lfs_files", "xet_enabled"]
 
 _SEND_BLOCK = 1024 * 1024
 # Objects per LFS batch call (the client's own batches in ``_commit_api``: UPLOAD_BATCH_MAX_NUM_FILES).
@@ -33,9 +40,9 @@ _LFS_BATCH_OBJECTS = 256
 class _FilePart(io.IOBase):
     """Bytes ``[start, start + length)`` of a local file as a request body, read when sent.
 
-    Iterable in 1 MiB blocks: the HTTP client reads a file-like object 64 KiB at a time, and 16 times fewer trips
-    through its Python send path save about half the client's CPU per byte sent. Seekable, so that ``http_backoff``
-    rewinds it before a retry.
+    Iterable in 1 MiB blocks, where the HTTP client reads a file-like object 64 KiB at a time: fewer trips through its
+    Python send path (bench/publish.py, ``send_block``). Seekable, so that ``http_backoff`` rewinds it before a
+    retry.
     """
 
     def __init__(self, path: str, start: int, length: int) -> None:
@@ -106,6 +113,19 @@ class _LfsAction:
             chunk_size,
             parts,
         )
+
+
+def hashed_addition(f: LocalFile, body: str | bytes) -> Any:
+    """A ``CommitOperationAdd`` for ``f`` that knows its sha256 already, so the client does not read the file again.
+
+    Sets ``upload_info.sha256`` of the operation, which the client otherwise computes lazily from the file.
+    """
+    from huggingface_hub import CommitOperationAdd
+
+    addition = CommitOperationAdd(f.path_in_repo, body)
+    if isinstance(body, str):
+        addition.upload_info.sha256 = bytes.fromhex(f.sha256)
+    return addition
 
 
 def xet_enabled() -> bool:

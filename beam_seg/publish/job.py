@@ -5,8 +5,8 @@ Publishes a training output directory to the Hugging Face Hub as an immutable ve
     export HF_TOKEN=hf_...        # never a flag; or `hf auth login`
     python -m beam_seg.publish --model_dir DIR --model_repo user/name [--space_repo user/demo] [Beam options]
 
-1. The driver creates the model repo (and the Space) with ``exist_ok=True`` while it builds the job, and checks that
-   ``--version`` is free (or holds exactly these files), so a bad token, a missing write permission or a version
+1. The driver creates the model repo (and the Space) with ``exist_ok=True`` and checks that ``--version`` is free (or
+   holds exactly these files) before it builds the job, so a bad token, a missing write permission or a version
    conflict stops the run before any upload.
 2. The job (:mod:`beam_seg.publish.pipeline`) uploads, commits, tags and pushes the Space.
 3. ``publish_manifest.json`` records what happened (:mod:`beam_seg.publish.manifest`).
@@ -20,7 +20,6 @@ Exit codes: 0 pushed / dry run / rolled back, 1 failed, 2 bad input or no token,
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import shutil
@@ -180,18 +179,9 @@ def _check_version(api: HfApi, plan: PublishPlan) -> None:
 
     staging = tempfile.mkdtemp(prefix="beam_seg-check-")
     try:
-        wanted = [
-            files.local_file(f.path_in_repo, content_of(f, staging), lfs_expected=f.lfs_predicted) for f in plan.files
-        ]
+        wanted = [files.local_file(f.path_in_repo, content_of(f, staging)) for f in plan.files]
         tree = repos.remote_tree(api, repo_id=plan.model_repo, revision=sha)
-        versions.check_same_content(
-            tree,
-            wanted,
-            repo_id=plan.model_repo,
-            version=plan.version,
-            sha=sha,
-            content=lambda f: content_of(f, staging),
-        )
+        versions.check_same_content(tree, wanted, repo_id=plan.model_repo, version=plan.version, sha=sha)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -208,18 +198,14 @@ def _prepare_hub(plan: PublishPlan) -> CreatedRepos:
 
 
 def _build_job(options: PipelineOptions, plan: PublishPlan) -> beam.Pipeline:
-    """The constructed job, built while a thread makes the driver's Hub calls (:func:`_prepare_hub`).
-
-    The round trips overlap the job's construction; the Hub calls' error (401, version conflict...) is raised, if any.
-    """
+    """The driver's Hub calls (:func:`_prepare_hub`: a 401 or a version conflict stops here), then the job."""
     import apache_beam as beam
 
     from beam_seg.publish.pipeline import PublishModel
 
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare-hub") as pool:
-        created = pool.submit(_prepare_hub, plan)
-        p = beam.Pipeline(options=options)  # Meanwhile: the round trips overlap the job's construction.
-        _ = p | "PublishModel" >> PublishModel(plan, created.result)  # Raises its error (401...), if any.
+    created = _prepare_hub(plan)
+    p = beam.Pipeline(options=options)
+    _ = p | "PublishModel" >> PublishModel(plan, created)
     return p
 
 

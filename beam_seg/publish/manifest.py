@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from beam_seg import fs
 from beam_seg.hub.auth import repo_url
+from beam_seg.publish.options import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from beam_seg.hub.files import LocalFile
@@ -64,7 +65,6 @@ __all__ = [
     "write_manifest",
 ]
 
-MANIFEST_NAME = "publish_manifest.json"
 SCHEMA_VERSION = 1
 STATUSES: tuple[str, ...] = ("pushed", "not-blessed", "dry-run", "failed", "rolled-back")
 PHASES: tuple[str, ...] = ("plan", "create_repos", "upload", "commit", "refs", "space", "total")

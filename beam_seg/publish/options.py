@@ -10,12 +10,12 @@ import argparse
 from collections.abc import Sequence
 
 from beam_seg import cli
-from beam_seg.publish.manifest import MANIFEST_NAME
 
 __all__ = [
     "DEFAULT_APP_DIR",
     "LOCAL_NUM_WORKERS",
     "LOCAL_RUNNING_MODE",
+    "MANIFEST_NAME",
     "PROG",
     "add_flags",
     "help_parser",
@@ -25,6 +25,7 @@ __all__ = [
 
 PROG = "python -m beam_seg.publish"
 DEFAULT_APP_DIR = "apps/gradio/semantic_segmentation"
+MANIFEST_NAME = "publish_manifest.json"  # Written into --output_dir (schema: beam_seg.publish.manifest).
 # Local runner defaults: uploads are I/O bound and threaded inside the DoFn, so one in-memory worker is fastest
 # (bench/publish.py); more local workers would only add start-up time.
 LOCAL_RUNNING_MODE = "in_memory"

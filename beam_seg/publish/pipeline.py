@@ -15,13 +15,13 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_seg import cli, fs
+from beam_seg import cli
 from beam_seg.hub import repos, versions
 from beam_seg.publish import manifest, space
 from beam_seg.publish import options as flags
@@ -107,7 +107,6 @@ class _CommitVersionFn(beam.DoFn):
             files=files,
             content=lambda f: content_of(f, self._staging),
             policy=plan.retry,
-            read_ahead=not fs.is_remote(plan.model_dir or ""),
         )
         logger.info(
             "model %s version %s -> %s (%s)",
@@ -155,20 +154,22 @@ class _WriteManifestFn(beam.DoFn):
 
 
 class _Gather(beam.PTransform):
-    """All elements as one ``(None, elements)`` group (one GroupByKey: lighter than ``ToList``'s global combine)."""
+    """All elements as one ``(None, elements)`` group.
+
+    One GroupByKey, lighter than ``ToList``'s global combine (bench/publish.py, ``gather_by_key``).
+    """
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        # Declared output types: Beam would otherwise infer them from the lambdas' bytecode at construction.
-        keyed = pcoll | "KeyAll" >> beam.Map(lambda element: (None, element)).with_output_types(tuple[None, Any])
-        return keyed | "Group" >> beam.GroupByKey()
+        return pcoll | "KeyAll" >> beam.Map(lambda element: (None, element)) | "Group" >> beam.GroupByKey()
 
 
 class GroupIntoChunks(beam.PTransform):
     """PBegin → ``(index, [files])`` chunks of about ``chunk_bytes``.
 
     The chunks are planned from the listing made on the driver (the plan needs it anyway for the model card and
-    the gate), which spares the job a global gather of the file list. A reshuffle spreads them over the workers
-    (``spread=False`` skips it for a single local worker, which runs a bundle's chunks concurrently anyway).
+    the gate), which spares the job a global gather of the file list, largest first. A reshuffle spreads them over
+    the workers (``spread=False`` skips it for a single local worker, which runs a bundle's chunks concurrently
+    anyway; bench/publish.py, ``no_reshuffle_local``).
     """
 
     def __init__(self, files: Sequence[SourceFile], chunk_bytes: int, *, spread: bool = True) -> None:
@@ -179,10 +180,7 @@ class GroupIntoChunks(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         """PBegin → ``(index, [SourceFile])`` chunks."""
         chunks = (
-            pbegin
-            | "Start" >> beam.Impulse()
-            | "PlanChunks"
-            >> beam.FlatMap(lambda _, chunks: chunks, self._chunks).with_output_types(tuple[int, list[SourceFile]])
+            pbegin | "Start" >> beam.Impulse() | "PlanChunks" >> beam.FlatMap(lambda _, chunks: chunks, self._chunks)
         )
         return chunks | "Spread" >> beam.Reshuffle() if self._spread and len(self._chunks) > 1 else chunks
 
@@ -191,12 +189,11 @@ class PublishModel(beam.PTransform):
     """The whole job as one transform: PBegin → the manifest path, once the version and the Space are pushed.
 
     The repositories must exist: :func:`beam_seg.publish.job.run` creates them on the driver (:func:`create_repos`)
-    while it builds the job. ``repos`` gives their URLs and creation time to the manifest; it is called last, once
-    the rest of the job is built, so that the round trip overlaps the construction. The default records no creation
-    (a job built offline, :func:`beam_seg.publish.job.build_pipeline`).
+    before it builds the job, and ``repos`` gives their URLs and creation time to the manifest. ``None`` records no
+    creation (a job built offline, :func:`beam_seg.publish.job.build_pipeline`).
     """
 
-    def __init__(self, plan: PublishPlan, repos: Callable[[], CreatedRepos | None] = lambda: None) -> None:
+    def __init__(self, plan: PublishPlan, repos: CreatedRepos | None = None) -> None:
         super().__init__()
         self._plan = plan
         self._repos = repos
@@ -215,7 +212,7 @@ class PublishModel(beam.PTransform):
         )
         if plan.space_repo:
             published = published | "PushSpace" >> beam.ParDo(_PushSpaceFn(plan))
-        return published | "WriteManifest" >> beam.ParDo(_WriteManifestFn(plan, self._repos()))
+        return published | "WriteManifest" >> beam.ParDo(_WriteManifestFn(plan, self._repos))
 
 
 def deploy_space(api: Any, plan: PublishPlan, *, version: str, revision: str) -> dict[str, Any]:

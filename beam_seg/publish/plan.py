@@ -18,7 +18,7 @@ from beam_seg import cli, fs
 from beam_seg.formats import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, SAVED_MODEL_DIR
 from beam_seg.hub import auth, files, retry, versions
 from beam_seg.publish import model_card, space
-from beam_seg.publish.manifest import MANIFEST_NAME
+from beam_seg.publish.options import MANIFEST_NAME
 
 __all__ = [
     "CARD_NAME",

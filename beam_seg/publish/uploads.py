@@ -76,19 +76,6 @@ class ChunkResult:
     files: tuple[files.LocalFile, ...]
 
 
-def _started_pool(workers: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
-    """A thread pool whose ``workers`` threads are all running (idle) when it is returned.
-
-    ``ThreadPoolExecutor`` starts a thread per submission until it is full, and each start waits for the new thread
-    to take the GIL: done lazily, while the chunks hash and send, the last transfers of a bundle would start up to
-    tenths of a second late. Started up front, the ~0.5 ms per thread is paid before any work competes for the GIL.
-    """
-    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=name)
-    barrier = threading.Barrier(workers)
-    concurrent.futures.wait([pool.submit(barrier.wait) for _ in range(workers)])  # All started: none was idle.
-    return pool
-
-
 @dataclasses.dataclass(eq=False)
 class _UploadPools:
     """The threads of one worker process's uploads, shared by all its upload DoFns (see :func:`_upload_pools`).
@@ -98,7 +85,8 @@ class _UploadPools:
         transfers: Runs the transfers (files, or parts of a file): ``parallel_chunks x upload_threads`` threads;
             ``None`` when the client uploads through Xet itself.
         hashing: Lets as many chunks hash at a time as the process has cores, so the first (largest) chunks start
-            uploading early instead of every chunk finishing its hashing late.
+            uploading early instead of every chunk finishing its hashing late (bench/publish.py,
+            ``hash_semaphore``).
     """
 
     chunks: concurrent.futures.ThreadPoolExecutor
@@ -108,12 +96,12 @@ class _UploadPools:
 
 # One handle per worker process (Beam's per-process cache for DoFn resources): a Dataflow worker runs a DoFn
 # instance per harness thread, and per-instance pools would multiply its threads (and its parallel transfers) by
-# their number; one process that publishes again reuses the threads instead of starting ~80 more.
+# their number, so that --parallel_chunks would no longer mean "per worker process".
 _UPLOAD_POOLS = shared.Shared()
 
 
 def _upload_pools(parallel_chunks: int, upload_threads: int, *, xet: bool) -> _UploadPools:
-    """This process's upload pools for these settings, started on first use (all their threads running).
+    """This process's upload pools for these settings, made on first use.
 
     Idle pools are kept for the process's next job (they hold no connection or file); other settings replace them,
     and the threads of pools no DoFn holds any more exit once they are garbage-collected.
@@ -121,8 +109,10 @@ def _upload_pools(parallel_chunks: int, upload_threads: int, *, xet: bool) -> _U
 
     def start() -> _UploadPools:
         return _UploadPools(
-            _started_pool(parallel_chunks, "upload"),
-            None if xet else _started_pool(parallel_chunks * upload_threads, "transfer"),
+            concurrent.futures.ThreadPoolExecutor(parallel_chunks, thread_name_prefix="upload"),
+            None
+            if xet
+            else concurrent.futures.ThreadPoolExecutor(parallel_chunks * upload_threads, thread_name_prefix="transfer"),
             threading.BoundedSemaphore(os.cpu_count() or 1),
         )
 
@@ -180,9 +170,7 @@ class UploadChunksFn(beam.DoFn):
         bodies = [content_of(source, self._staging) for source in chunk]  # Remote files are staged first.
         with self._pools.hashing:
             hashed = [
-                files.local_file(
-                    source.path_in_repo, body, source=source.uri or None, lfs_expected=source.lfs_predicted
-                )
+                files.local_file(source.path_in_repo, body, source=source.uri or None)
                 for source, body in zip(chunk, bodies, strict=True)
             ]
         to_send = [f for f, source in zip(hashed, chunk, strict=True) if source.lfs_predicted]

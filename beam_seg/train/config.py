@@ -4,7 +4,7 @@ Defaults are tuned with ``bench/train_quality.py`` for a 2-core CPU: 128x128 inp
 U-Net (``--base_filters 8``), 30 epochs of batch 8 with Adam 2e-3 on a cosine schedule, a
 cross-entropy + Dice loss with the cross-entropy weighted by 1/sqrt(class pixel fraction), and
 flip + colour augmentation without the random crop (which would resample the stored masks a second
-time and jitter the thin border band); about 7 minutes on 430 training images. On a GPU, a wider
+time and jitter the thin border band); bench/README.md has the time and quality they reach. On a GPU, a wider
 U-Net (``--base_filters 16`` or more) and more epochs are the first things to raise.
 """
 

@@ -97,8 +97,8 @@ def _segmentation_metric_class() -> type:
     class SegmentationMetrics(keras.metrics.Metric):
         """Pixel accuracy, mean IoU and per-class IoU from one confusion matrix per step.
 
-        One argmax and one confusion matrix per batch instead of one per metric: on CPU, separate
-        Keras IoU metrics cost ~15% of a small U-Net's train step. ``result()`` is a dict, which
+        One argmax and one confusion matrix per batch instead of one per metric, which on CPU is a visible share
+        of a small U-Net's train step (``bench/train_input.py``). ``result()`` is a dict, which
         Keras flattens into the logs (``mean_iou``, ``iou_pet``, …, and ``val_``-prefixed).
         """
 

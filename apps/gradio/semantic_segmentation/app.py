@@ -27,7 +27,7 @@ import gradio as gr
 import numpy as np
 import segmenter
 
-# Rendered by python -m beam_seg.publish (beam_seg/space.py). Left unrendered, the app needs BEAM_SEG_MODEL_DIR.
+# Rendered by python -m beam_seg.publish (beam_seg/publish/space.py). Left unrendered, the app needs BEAM_SEG_MODEL_DIR.
 MODEL_REPO_ID = "$MODEL_REPO_ID"
 MODEL_VERSION = "$MODEL_VERSION"
 MODEL_REVISION = "$MODEL_REVISION"
