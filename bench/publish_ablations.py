@@ -7,8 +7,9 @@ ran: a variant whose patch did not take effect stops the bench instead of measur
 
 The variants (:func:`variants`) are the optimisations the product keeps: ``own_lfs_transfer``, ``send_block``,
 ``hash_semaphore``, ``no_reshuffle_local``, ``known_sha256``, ``largest_first``, ``version_refs_parallel``,
-``shared_pools``, ``gather_by_key`` and ``parallel_parts`` (multipart transfers only). Those a definitive run found
-not to pay (< 5% of publish wall time) were removed from the product, and their variants from here.
+``shared_pools``, ``gather_by_key``, ``read_ahead``, ``repos_overlap`` and ``parallel_parts`` (multipart transfers
+only). Those found not to pay were removed from the product, and their variants from here (bench/README.md lists
+them with their measured effect).
 
 The upload thread pools belong to the worker process (``uploads._UPLOAD_POOLS``, Beam's ``Shared``), and Beam keeps
 only the most recently acquired shared object alive. So every variant, the baseline included, gets its own cache
@@ -34,7 +35,7 @@ import apache_beam as beam
 from apache_beam.utils import shared
 
 from beam_seg.hub import commits, files, lfs, versions
-from beam_seg.publish import pipeline, uploads
+from beam_seg.publish import job, pipeline, uploads
 
 __all__ = ["Probe", "Variant", "VariantPools", "baseline", "check_own_pools", "select", "variants"]
 
@@ -139,7 +140,7 @@ def baseline() -> Variant:
     return Variant("baseline", "nothing (the shipped publish)", lambda probe: contextlib.nullcontext(), _baseline_check)
 
 
-# --- 1. own_lfs_transfer -------------------------------------------------------------------------------------------
+# --- 1. own_lfs_transfer ----------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -170,7 +171,7 @@ def _client_lfs_transfer_check(run: collections.Counter[str], probe: Probe, pool
     return "the variant's pools have a transfer pool" if pools is None or pools.transfers is not None else None
 
 
-# --- 2. send_block -------------------------------------------------------------------------------------------------
+# --- 2. send_block ----------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -197,7 +198,7 @@ def _client_reads_body(probe: Probe) -> Iterator[None]:
         yield
 
 
-# --- 3. hash_semaphore ---------------------------------------------------------------------------------------------
+# --- 3. hash_semaphore ------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -219,7 +220,7 @@ def _unlimited_hashing_check(run: collections.Counter[str], probe: Probe, pools:
     return None
 
 
-# --- 4. no_reshuffle_local -----------------------------------------------------------------------------------------
+# --- 4. no_reshuffle_local --------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -236,7 +237,7 @@ def _always_reshuffle(probe: Probe) -> Iterator[None]:
         yield
 
 
-# --- 5. known_sha256 -----------------------------------------------------------------------------------------------
+# --- 5. known_sha256 --------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -257,7 +258,7 @@ def _client_hashes_again(probe: Probe) -> Iterator[None]:
         yield
 
 
-# --- 6. largest_first ----------------------------------------------------------------------------------------------
+# --- 6. largest_first -------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -281,7 +282,7 @@ def _chunks_in_random_order(probe: Probe) -> Iterator[None]:
         yield
 
 
-# --- 7. version_refs_parallel: concurrent ref calls of the commit step ---------------------------------------------
+# --- 7. version_refs_parallel: concurrent ref calls of the commit step ------------------------------------------------
 
 
 def _serialized(probe: Probe, key: str, *targets: tuple[Any, str]) -> contextlib.AbstractContextManager[None]:
@@ -300,7 +301,7 @@ def _serialized(probe: Probe, key: str, *targets: tuple[Any, str]) -> contextlib
     return _patches(*((module, name, serial(getattr(module, name))) for module, name in targets))
 
 
-# --- 8. shared_pools -----------------------------------------------------------------------------------------------
+# --- 8. shared_pools --------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -316,7 +317,7 @@ def _pools_per_job(probe: Probe) -> Iterator[None]:
                 pool.shutdown(wait=False)
 
 
-# --- 9. gather_by_key ----------------------------------------------------------------------------------------------
+# --- 9. gather_by_key -------------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -334,7 +335,44 @@ def _gather_with_to_list(probe: Probe) -> Iterator[None]:
         yield
 
 
-# --- 10. parallel_parts --------------------------------------------------------------------------------------------
+# --- 10. read_ahead: the commit step's reads at once ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _reads_in_turn(probe: Probe) -> Iterator[None]:
+    """The commit step reads the refs, then the head, then lets ``create_commit`` preupload (no read-ahead)."""
+    original = versions.publish_version
+
+    def publish_version(*args: Any, **kwargs: Any) -> Any:
+        probe.hit("versions published without read-ahead")
+        return original(*args, **{**kwargs, "read_ahead": False})
+
+    with (
+        _serialized(probe, "reads in turn", (versions, "list_refs"), (versions, "read_head")),
+        _patches((versions, "publish_version", publish_version)),
+    ):
+        yield
+
+
+# --- 11. repos_overlap: the driver's Hub calls during the job's construction ------------------------------------------
+
+
+@contextlib.contextmanager
+def _hub_then_job(probe: Probe) -> Iterator[None]:
+    """The driver makes its Hub calls (create the repos, check the version), then builds the job."""
+
+    def build_job(options: Any, plan: Any) -> beam.Pipeline:
+        probe.hit("jobs built after the Hub calls")
+        created = job._prepare_hub(plan)
+        p = beam.Pipeline(options=options)
+        _ = p | "PublishModel" >> pipeline.PublishModel(plan, lambda: created)
+        return p
+
+    with _patches((job, "_build_job", build_job)):
+        yield
+
+
+# --- 12. parallel_parts -----------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -434,6 +472,19 @@ def variants() -> list[Variant]:
             "pipeline._Gather -> beam.combiners.ToList() + key (shipped: Map to (None, x) + GroupByKey)",
             _gather_with_to_list,
             _counted("gathers through ToList"),
+        ),
+        Variant(
+            "read_ahead",
+            "versions.publish_version(read_ahead=False), list_refs then read_head: the commit step's reads in turn "
+            "(shipped: refs, head and the client's preupload at once)",
+            _reads_in_turn,
+            _counted("versions published without read-ahead"),
+        ),
+        Variant(
+            "repos_overlap",
+            "job._build_job: the driver's Hub calls first, then the job's construction (shipped: at the same time)",
+            _hub_then_job,
+            _counted("jobs built after the Hub calls"),
         ),
         Variant(
             "parallel_parts",

@@ -187,6 +187,7 @@ def commit_tree(
     branch: str = "main",
     keep: Sequence[str] = KEEP_PATHS,
     head: BranchHead | None = None,
+    prepared: Mapping[str, Any] | None = None,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TreeCommit:
@@ -209,6 +210,9 @@ def commit_tree(
         head: The branch head and its files if the caller just read them (:func:`read_head`; saves a round trip);
             the commit names it as parent, so a head that moved since makes the commit fail rather than write on
             top of unseen changes.
+        prepared: ``CommitOperationAdd`` s by path from :func:`preupload_files` (read ahead by the caller): the
+            first attempt of each commit uses them, which spares ``create_commit`` its preupload and LFS batch
+            round trips; retries build fresh ones.
         policy: Backoff of the commit and ref calls.
         sleep: Injected in tests.
 
@@ -239,6 +243,7 @@ def commit_tree(
             title=title,
             description=description,
             content=content,
+            prepared=prepared or {},
             policy=policy or DEFAULT_RETRY,
             sleep=sleep,
         )
@@ -279,6 +284,7 @@ def _commit_batch(
     title: str,
     description: str,
     content: Callable[[LocalFile], str | bytes],
+    prepared: Mapping[str, Any],
     policy: RetryPolicy,
     sleep: Callable[[float], None],
 ) -> str:
@@ -293,6 +299,8 @@ def _commit_batch(
             for op in batch:
                 if op.add is None:
                     operations.append(CommitOperationDelete(op.path))
+                elif attempt == 1 and op.path in prepared:
+                    operations.append(prepared[op.path])
                 else:
                     operations.append(hashed_addition(op.add, content(op.add)))
             try:

@@ -6,7 +6,7 @@ Publishes a training output directory to the Hugging Face Hub as an immutable ve
     python -m beam_seg.publish --model_dir DIR --model_repo user/name [--space_repo user/demo] [Beam options]
 
 1. The driver creates the model repo (and the Space) with ``exist_ok=True`` and checks that ``--version`` is free (or
-   holds exactly these files) before it builds the job, so a bad token, a missing write permission or a version
+   holds exactly these files) while it builds the job, so a bad token, a missing write permission or a version
    conflict stops the run before any upload.
 2. The job (:mod:`beam_seg.publish.pipeline`) uploads, commits, tags and pushes the Space.
 3. ``publish_manifest.json`` records what happened (:mod:`beam_seg.publish.manifest`).
@@ -20,6 +20,7 @@ Exit codes: 0 pushed / dry run / rolled back, 1 failed, 2 bad input or no token,
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import shutil
@@ -198,14 +199,19 @@ def _prepare_hub(plan: PublishPlan) -> CreatedRepos:
 
 
 def _build_job(options: PipelineOptions, plan: PublishPlan) -> beam.Pipeline:
-    """The driver's Hub calls (:func:`_prepare_hub`: a 401 or a version conflict stops here), then the job."""
+    """The constructed job, built while a thread makes the driver's Hub calls (:func:`_prepare_hub`).
+
+    The round trips overlap the job's construction (bench/publish.py, ``repos_overlap``); their error (401, a
+    version conflict...) is raised here, before the job runs.
+    """
     import apache_beam as beam
 
     from beam_seg.publish.pipeline import PublishModel
 
-    created = _prepare_hub(plan)
-    p = beam.Pipeline(options=options)
-    _ = p | "PublishModel" >> PublishModel(plan, created)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare-hub") as pool:
+        created = pool.submit(_prepare_hub, plan)
+        p = beam.Pipeline(options=options)
+        _ = p | "PublishModel" >> PublishModel(plan, created.result)  # Calls it last: raises its error, if any.
     return p
 
 

@@ -15,13 +15,13 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_seg import cli
+from beam_seg import cli, fs
 from beam_seg.hub import repos, versions
 from beam_seg.publish import manifest, space
 from beam_seg.publish import options as flags
@@ -106,6 +106,7 @@ class _CommitVersionFn(beam.DoFn):
             version=plan.version,
             files=files,
             content=lambda f: content_of(f, self._staging),
+            read_ahead=not fs.is_remote(plan.model_dir or ""),
             policy=plan.retry,
         )
         logger.info(
@@ -167,9 +168,9 @@ class GroupIntoChunks(beam.PTransform):
     """PBegin → ``(index, [files])`` chunks of about ``chunk_bytes``.
 
     The chunks are planned from the listing made on the driver (the plan needs it anyway for the model card and
-    the gate), which spares the job a global gather of the file list, largest first. A reshuffle spreads them over
-    the workers (``spread=False`` skips it for a single local worker, which runs a bundle's chunks concurrently
-    anyway; bench/publish.py, ``no_reshuffle_local``).
+    the gate), which spares the job a global gather of the file list; they come largest first (bench/publish.py,
+    ``largest_first``). A reshuffle spreads them over the workers; ``spread=False`` skips it for a single local
+    worker, which runs a bundle's chunks concurrently anyway (``no_reshuffle_local``).
     """
 
     def __init__(self, files: Sequence[SourceFile], chunk_bytes: int, *, spread: bool = True) -> None:
@@ -189,11 +190,12 @@ class PublishModel(beam.PTransform):
     """The whole job as one transform: PBegin → the manifest path, once the version and the Space are pushed.
 
     The repositories must exist: :func:`beam_seg.publish.job.run` creates them on the driver (:func:`create_repos`)
-    before it builds the job, and ``repos`` gives their URLs and creation time to the manifest. ``None`` records no
-    creation (a job built offline, :func:`beam_seg.publish.job.build_pipeline`).
+    while it builds the job. ``repos`` gives their URLs and creation time to the manifest; it is called last, once
+    the rest of the job is built, so that the round trips overlap the construction (``repos_overlap``). The default
+    records no creation (a job built offline, :func:`beam_seg.publish.job.build_pipeline`).
     """
 
-    def __init__(self, plan: PublishPlan, repos: CreatedRepos | None = None) -> None:
+    def __init__(self, plan: PublishPlan, repos: Callable[[], CreatedRepos | None] = lambda: None) -> None:
         super().__init__()
         self._plan = plan
         self._repos = repos
@@ -201,7 +203,6 @@ class PublishModel(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         """PBegin → the manifest's path."""
         plan = self._plan
-        # One local worker uploads a bundle's chunks concurrently anyway; a reshuffle only helps remote workers.
         spread = not cli.is_local_runner(plan.runner)
         published = (
             pbegin
@@ -212,7 +213,7 @@ class PublishModel(beam.PTransform):
         )
         if plan.space_repo:
             published = published | "PushSpace" >> beam.ParDo(_PushSpaceFn(plan))
-        return published | "WriteManifest" >> beam.ParDo(_WriteManifestFn(plan, self._repos))
+        return published | "WriteManifest" >> beam.ParDo(_WriteManifestFn(plan, self._repos()))
 
 
 def deploy_space(api: Any, plan: PublishPlan, *, version: str, revision: str) -> dict[str, Any]:
