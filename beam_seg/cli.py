@@ -29,6 +29,7 @@ __all__ = [
     "apply_local_runner_defaults",
     "configure_logging",
     "find_error",
+    "first_line",
     "is_local_runner",
     "parse_pipeline_options",
     "usage_exit_code",
@@ -215,6 +216,12 @@ def configure_logging(*, reported: tuple[type[BaseException], ...] = ()) -> None
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]\s*$")
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, without the ``[while running 'Step']`` a runner appends."""
+    lines = str(exc).strip().splitlines()
+    return _BEAM_SUFFIX.sub("", lines[0]) if lines else type(exc).__name__
+
+
 def find_error(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> str | None:
     """The one-line message of the first ``kind`` error behind ``exc``, as a runner re-raised it; else ``None``.
 
@@ -226,8 +233,7 @@ def find_error(exc: BaseException, kind: type[BaseException] | tuple[type[BaseEx
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, kind):
-            lines = str(current).strip().splitlines()
-            return _BEAM_SUFFIX.sub("", lines[0]) if lines else type(current).__name__
+            return first_line(current)
         current = current.__cause__ or current.__context__
     for k in kind if isinstance(kind, tuple) else (kind,):
         marker = f"{k.__name__}: "

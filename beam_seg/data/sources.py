@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from beam_seg import fs
 from beam_seg.data import lists
 
 __all__ = [
@@ -86,15 +87,6 @@ def classify_path(path: str) -> tuple[str, str]:
     return kind, stem
 
 
-def _read_text(path: str) -> str:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read().decode("utf-8")
-
-
-def _exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
 def _has_files(pattern: str) -> bool:
     return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
 
@@ -130,9 +122,9 @@ def find_input(root: str, layout: str = "auto") -> PetsInput:
     root = root.rstrip("/")
     archives = [FileSystems.join(root, name) for name in ARCHIVES]
     if layout == "auto":
-        layout = "archives" if all(_exists(a) for a in archives) else "extracted"
+        layout = "archives" if all(fs.exists(a) for a in archives) else "extracted"
     if layout == "archives":
-        missing = [a for a in archives if not _exists(a)]
+        missing = [a for a in archives if not fs.exists(a)]
         if missing:
             raise InputError(f"--input {root!r} lacks {missing}; expected both {list(ARCHIVES)}")
         texts = _split_lists_from_archive(archives[1])
@@ -145,8 +137,8 @@ def find_input(root: str, layout: str = "auto") -> PetsInput:
         texts = {}
         for split, rel in _SPLIT_LISTS.items():
             path = FileSystems.join(root, rel)
-            if _exists(path):
-                texts[split] = _read_text(path)
+            if fs.exists(path):
+                texts[split] = fs.read_text(path)
     else:
         raise InputError(f"unknown input layout {layout!r}; expected 'auto', 'archives' or 'extracted'")
     listing = None

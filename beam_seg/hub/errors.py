@@ -6,10 +6,10 @@ a :class:`HubError` subclass; :func:`one_line` finds that message again when a r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from beam_seg import cli
 from beam_seg.hub.retry import RETRYABLE_STATUS, is_network_error, status_of
 
 __all__ = [
@@ -166,17 +166,6 @@ def hub_call(action: str, *, repo_id: str, repo_type: str = "model", endpoint: s
         raise error from exc
 
 
-_BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]\s*$")
-
-
 def one_line(exc: BaseException) -> str:
     """The one-line message of ``exc``: its :class:`HubError` (also when Beam re-raised it), else its first line."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, HubError):
-            return _BEAM_SUFFIX.sub("", str(current).splitlines()[0])
-        current = current.__cause__ or current.__context__
-    text = str(exc).strip().splitlines()
-    return scrub(_BEAM_SUFFIX.sub("", text[0]) if text else type(exc).__name__)
+    return scrub(cli.find_error(exc, HubError) or cli.first_line(exc))
