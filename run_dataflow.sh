@@ -105,7 +105,8 @@ Google Cloud mode:
 Every option can also be set through the environment variable of the same name in upper case
 (OUTPUT_DIR=/tmp/x ./run_dataflow.sh, GCP=1 PROJECT=p ...); a flag wins over the variable.
 Environment only: HF_TOKEN (never printed), GOOGLE_APPLICATION_CREDENTIALS, PETS_URL, ARTIFACT_REPO.
-Exit codes: 0 ok, 2 bad options, 3 a preflight check failed, otherwise the failing stage's code.
+Exit codes: 0 ok, 2 bad options or a stage's input missing (no stats.json before training, no model_config.json
+before publishing), 3 a preflight check failed, otherwise the failing stage's code.
 EOF
 }
 die() { echo "run_dataflow.sh: $*" >&2; exit 2; }
@@ -284,6 +285,23 @@ record() { echo "dry run, not run: $(quoted "$@")"; echo "# dry run, not run: $(
 run_or_record() { if [[ $DRY_RUN -eq 1 ]]; then record "$@"; else run "$@"; fi; }
 gcs_exists() { gcloud storage ls --project="$PROJECT" "$1" >/dev/null 2>&1; }
 
+# A stage reads only a complete output of the stage before it: the file that stage writes last must be there.
+output_complete() {  # $1: that file, local or gs://
+  if [[ "$1" == gs://* ]]; then gcs_exists "$1"; else [[ -f "$1" ]]; fi
+}
+require_complete() {  # $1: that file, $2: the stage that writes it (data|train); exits 2 when it is missing
+  ! output_complete "$1" || return 0
+  local stages="" stage rerun
+  for stage in data train publish; do
+    if [[ "$stage" == "$2" ]] || has_stage "$stage"; then stages+="${stages:+,}$stage"; fi
+  done
+  rerun="--stages $stages"
+  [[ $GCP -eq 0 ]] || rerun="--run_id $RUN_ID $rerun"
+  echo "run_dataflow.sh: $1 does not exist: ${1%/*} is not a complete output of stage $2 (${1##*/} is written" \
+       "last); run that stage first, e.g. this command with $rerun" >&2
+  exit 2
+}
+
 dataflow_args() {  # Sets DATAFLOW_ARGS; $1: job name prefix.
   DATAFLOW_ARGS=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--setup_file=$REPO/setup.py"
               "--temp_location=$RUN_ROOT/tmp" "--staging_location=$RUN_ROOT/staging"
@@ -448,6 +466,8 @@ wait_for_vertex_job() {  # $1: job resource name
 }
 
 if has_stage train; then
+  # Not in a dry run: its stage 1 was only built, so no stats.json can exist yet.
+  [[ $DRY_RUN -eq 1 ]] || require_complete "$TFRECORD_DIR/stats.json" data
   if [[ $GCP -eq 1 && "$TRAIN_ON" == vertex ]]; then
     if [[ -z "$TRAIN_IMAGE" ]]; then
       version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/beam_seg/__init__.py")"
@@ -506,20 +526,23 @@ store_token_secret() {
 }
 
 if has_stage publish; then
-  if [[ $GCP -eq 1 && $DRY_RUN -eq 1 ]] && ! gcs_exists "$MODEL_DIR/model_config.json"; then
+  if [[ $GCP -eq 1 && $DRY_RUN -eq 1 ]] && ! output_complete "$MODEL_DIR/model_config.json"; then
     echo "==> stage 3 skipped in this dry run: no trained model in $MODEL_DIR yet (after a real stage 2," \
          "re-run with --run_id $RUN_ID --stages publish)"
-  elif [[ "$PUBLISH_MODE" != "real" ]]; then
-    echo "==> stage 3, publish dry run (no HF_TOKEN/--hf_user): rendering the Space, listing uploads"
-    run python -m beam_seg.publish "${publish_args[@]}" --dry_run
-  elif [[ $GCP -eq 1 && "$PUBLISH_ON" == dataflow ]]; then
-    echo "==> stage 3, publish on Dataflow: $MODEL_DIR -> $MODEL_REPO@$PUBLISH_VERSION (+ Space $SPACE_REPO)"
-    store_token_secret
-    run_beam_stage publish beam-seg-publish "${publish_args[@]}" \
-      --hf_token_secret "projects/$PROJECT/secrets/$HF_TOKEN_SECRET/versions/latest"
   else
-    echo "==> stage 3, publish: $MODEL_DIR -> $MODEL_REPO (+ Space $SPACE_REPO)"
-    run_or_record python -m beam_seg.publish "${publish_args[@]}"
+    [[ $DRY_RUN -eq 1 ]] || require_complete "$MODEL_DIR/model_config.json" train
+    if [[ "$PUBLISH_MODE" != "real" ]]; then
+      echo "==> stage 3, publish dry run (no HF_TOKEN/--hf_user): rendering the Space, listing uploads"
+      run python -m beam_seg.publish "${publish_args[@]}" --dry_run
+    elif [[ $GCP -eq 1 && "$PUBLISH_ON" == dataflow ]]; then
+      echo "==> stage 3, publish on Dataflow: $MODEL_DIR -> $MODEL_REPO@$PUBLISH_VERSION (+ Space $SPACE_REPO)"
+      store_token_secret
+      run_beam_stage publish beam-seg-publish "${publish_args[@]}" \
+        --hf_token_secret "projects/$PROJECT/secrets/$HF_TOKEN_SECRET/versions/latest"
+    else
+      echo "==> stage 3, publish: $MODEL_DIR -> $MODEL_REPO (+ Space $SPACE_REPO)"
+      run_or_record python -m beam_seg.publish "${publish_args[@]}"
+    fi
   fi
 fi
 

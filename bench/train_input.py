@@ -105,9 +105,10 @@ def measure(data_dir: str, bench: BenchConfig) -> dict[str, object]:
     import tensorflow as tf
 
     config = TrainConfig(data_dir=data_dir, output_dir="unused")
-    files = input_pipeline.list_shards(data_dir, "train")
-    count = input_pipeline.scan_shards(files)
     stats = input_pipeline.read_stats(data_dir)
+    files = input_pipeline.data_shards(data_dir, stats)["train"]
+    count = stats["splits"]["train"]["num_examples"]
+    input_pipeline.validate_records({"train": files}, num_examples={"train": count})
     norm = input_pipeline.load_normalization(stats)
     steps = input_pipeline.steps_for(count, config.batch_size)
     epochs = (bench.input_batches + 3 * bench.train_steps + 20) // steps + 2

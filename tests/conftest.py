@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -99,3 +101,14 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
+def declaring_size(data: bytes, width: int, height: int) -> bytes:
+    """A JPEG or PNG whose header declares ``width`` x ``height``, its body unchanged (a decompression bomb)."""
+    if data.startswith(b"\x89PNG"):
+        ihdr = data[12:16] + struct.pack(">II", width, height) + data[24:29]
+        return data[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + data[33:]
+    pos = 2
+    while data[pos + 1] not in (0xC0, 0xC1, 0xC2):  # Walk the markers to the frame header.
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return data[: pos + 5] + struct.pack(">HH", height, width) + data[pos + 9 :]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,21 +55,89 @@ def _take(dataset: tf.data.Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(x.numpy(), y.numpy()) for x, y in dataset]
 
 
-def test_list_and_scan(shards: list[str]) -> None:
+def test_list_and_validate(shards: list[str]) -> None:
     data_dir = str(Path(shards[0]).parent)
     assert input_pipeline.list_shards(data_dir, "train") == shards
     assert input_pipeline.list_shards(data_dir, "val", required=False) == []
     with pytest.raises(input_pipeline.NoShardsError, match="no val shards"):
         input_pipeline.list_shards(data_dir, "val")
-    assert input_pipeline.scan_shards(shards) == 12
+    input_pipeline.validate_records({"train": shards}, num_examples={"train": 12})
+    with pytest.raises(input_pipeline.RecordCountError, match=f"{shards[0]} and 1 more train shards hold 12 records"):
+        input_pipeline.validate_records({"train": shards}, num_examples={"train": 13})
+
+
+def _write_shard(path: Path, examples: list[codec.PetExample]) -> str:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for example in examples:
+            writer.write(codec.encode_example(example))
+    return str(path)
+
+
+BAD_RECORDS = {
+    "height": (lambda e: dataclasses.replace(e, height=e.height + 1), "height/width say 41x56 but the image is 40x56"),
+    "mask-size": (lambda e: dataclasses.replace(e, mask=_png(np.ones((8, 8), np.uint8))), "and the mask 8x8"),
+    "class-id": (
+        lambda e: dataclasses.replace(e, mask=_png(np.full((e.height, e.width), 3, np.uint8))),
+        "its mask holds class id 3; the classes are 0..2",
+    ),
+    "image-bytes": (lambda e: dataclasses.replace(e, image=b"not an image"), "its image (12 bytes) does not decode"),
+    "mask-bytes": (lambda e: dataclasses.replace(e, mask=e.image[:20]), "its mask (20 bytes) does not decode as a PNG"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_validation_names_the_first_bad_record(tmp_path: Path, case: str) -> None:
+    """Each check of the fast path drops the record, and the slow path names it with its file_name."""
+    damage, message = BAD_RECORDS[case]
+    examples = [_example(i, 40, 56) for i in range(4)]
+    good = _write_shard(tmp_path / "train-00000-of-00002.tfrecord", examples)
+    bad = _write_shard(tmp_path / "train-00001-of-00002.tfrecord", [examples[0], damage(examples[1]), examples[2]])
+    assert input_pipeline._count_good_records([good, bad]) == [4, 2]
+    with pytest.raises(input_pipeline.RecordFormatError) as raised:
+        input_pipeline.validate_records({"train": [good, bad]}, num_examples={"train": 7})
+    assert str(raised.value).startswith(f"shard {bad}: record 1 (file_name 'Bombay_1'): ")
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def _stats(shards: dict[str, list[str]], counts: dict[str, int] | None = None) -> dict:
+    counts = counts or {}
+    return {
+        "shards": {split: shards.get(split, []) for split in ("train", "val", "test")},
+        "splits": {split: {"num_examples": counts.get(split, 0)} for split in ("train", "val", "test")},
+    }
+
+
+def test_the_data_dir_must_be_the_set_stats_json_names(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(input_pipeline.IncompleteDataError, match=f"{data}/stats.json does not exist"):
+        input_pipeline.read_stats(str(data))
+    train = _write_shard(data / "train-00000-of-00001.tfrecord", [_example(0, 24, 24)])
+    (data / "stats.json").write_text(json.dumps(_stats({"train": [Path(train).name]}, {"train": 1})))
+    stats = input_pipeline.read_stats(str(data))
+    assert input_pipeline.data_shards(str(data), stats) == {"train": [train]}
+    (data / "stats.json").write_text(json.dumps({"shards": {}}))
+    with pytest.raises(input_pipeline.InputDataError, match="lacks 'train' of split 'train'"):
+        input_pipeline.read_stats(str(data))
+    with pytest.raises(input_pipeline.NoShardsError, match="names no train shard"):
+        input_pipeline.data_shards(str(tmp_path), _stats({}))
+    with pytest.raises(input_pipeline.IncompleteDataError, match="val-00000-of-00001.tfrecord does not exist but"):
+        input_pipeline.data_shards(
+            str(data), _stats({"train": [Path(train).name], "val": ["val-00000-of-00001.tfrecord"]})
+        )
+    stray = _write_shard(data / "test-00000-of-00003.tfrecord", [_example(1, 24, 24)])
+    with pytest.raises(input_pipeline.IncompleteDataError, match=f"{stray} is not one of the test shards"):
+        input_pipeline.data_shards(str(data), _stats({"train": [Path(train).name]}))
 
 
 def test_normalization_from_stats() -> None:
     stats = {"splits": {"train": {"num_examples": 3, "channel_mean": [1, 2, 3], "channel_std": [4, 5, 6]}}}
     norm = input_pipeline.load_normalization(stats)
     assert norm.mean == (1.0, 2.0, 3.0) and norm.std == (4.0, 5.0, 6.0) and norm.source == "stats.json:splits.train"
-    assert input_pipeline.load_normalization(None) == input_pipeline.DEFAULT_NORMALIZATION
-    assert input_pipeline.load_normalization({"splits": {}}) == input_pipeline.DEFAULT_NORMALIZATION
+    flat = {"splits": {"train": {"num_examples": 3, "channel_mean": [1, 2, 3], "channel_std": [4, 0, 6]}}}
+    assert input_pipeline.load_normalization(flat) == input_pipeline.DEFAULT_NORMALIZATION
+    with pytest.raises(input_pipeline.InputDataError, match="no usable splits.train.channel_mean"):
+        input_pipeline.load_normalization({"splits": {}})
 
 
 @pytest.mark.parametrize("min_crop", [1.0, 0.8])

@@ -6,7 +6,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import declaring_size
+from PIL import Image, ImageOps
 
 from beam_seg.data import imaging
 
@@ -118,3 +119,109 @@ def test_resize_uses_nearest_for_masks_and_keeps_class_ids(pair):
 def test_unknown_reason_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown dead-letter reason 'oops'"):
         imaging.BadInputError("oops", "x")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # The job's DoFn silences it in setup().
+@pytest.mark.parametrize("bomb", ["image", "trimap"])
+def test_a_decompression_bomb_is_refused_from_its_header(pair, bomb):
+    pixels, trimap = pair
+    image, mask = _jpeg(pixels), _png(Image.fromarray(trimap))
+    if bomb == "image":
+        image = declaring_size(image, 12000, 12000)
+    else:
+        mask = declaring_size(mask, 12000, 12000)
+    with pytest.raises(imaging.BadInputError, match=f"{bomb} declares 12000x12000 = 144,000,000 pixels") as e:
+        imaging.prepare_pair(image, mask)
+    assert e.value.reason == "image_too_large"
+    # Past PIL's own hard limit (twice its warning limit): the same reason, from PIL's check.
+    with pytest.raises(imaging.BadInputError, match="image: Image size .400000000 pixels. exceeds limit") as e:
+        imaging.prepare_pair(declaring_size(_jpeg(pixels), 20000, 20000), _png(Image.fromarray(trimap)))
+    assert e.value.reason == "image_too_large"
+
+
+def test_max_pixels_is_the_limit(pair):
+    pixels, trimap = pair
+    image, mask = _jpeg(pixels), _png(Image.fromarray(trimap))
+    assert imaging.prepare_pair(image, mask, max_pixels=40 * 50).height == 40
+    with pytest.raises(imaging.BadInputError, match="more than --max_pixels 1,999") as e:
+        imaging.prepare_pair(image, mask, max_pixels=40 * 50 - 1)
+    assert e.value.reason == "image_too_large"
+
+
+def test_a_palette_trimap_is_read_by_the_grey_levels_it_shows(pair):
+    pixels, trimap = pair
+    # An editor's palette: index 1 shows grey 2, index 2 shows grey 3, index 3 shows grey 1.
+    indices = np.select([trimap == 1, trimap == 2, trimap == 3], [3, 1, 2]).astype(np.uint8)
+    palette_trimap = Image.fromarray(indices, "P")
+    palette_trimap.putpalette([0, 0, 0, 2, 2, 2, 3, 3, 3, 1, 1, 1])
+    out = imaging.prepare_pair(_jpeg(pixels), _png(palette_trimap))
+    np.testing.assert_array_equal(out.mask_pixels, trimap - 1)
+
+
+def test_a_palette_trimap_with_colours_is_rejected_naming_them(pair):
+    pixels, trimap = pair
+    coloured = Image.fromarray(trimap, "P")
+    coloured.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    with pytest.raises(imaging.BadInputError, match=r"colours \[\(255, 0, 0\), \(0, 255, 0\), \(0, 0, 255\)\]") as e:
+        imaging.prepare_pair(_jpeg(pixels), _png(coloured))
+    assert e.value.reason == "bad_trimap_values"
+
+
+def test_a_16_bit_trimap_is_read_like_an_8_bit_one(pair):
+    pixels, trimap = pair
+    sixteen = Image.fromarray(trimap.astype(np.uint16))
+    assert sixteen.mode.startswith("I")
+    out = imaging.prepare_pair(_jpeg(pixels), _png(sixteen))
+    np.testing.assert_array_equal(out.mask_pixels, trimap - 1)
+
+
+def _with_orientation(data: bytes, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "beam_seg test camera"  # Make: another tag that must survive
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buf, format="JPEG", quality=90, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_a_kept_jpeg_loses_its_orientation_tag_and_nothing_else(pair):
+    pixels, trimap = pair
+    rotated = _with_orientation(_jpeg(pixels), 6)
+    out = imaging.prepare_pair(rotated, _png(Image.fromarray(trimap)))
+    assert out.conversion == imaging.ORIENTATION_DROPPED
+    assert len(out.image) == len(rotated) and sum(a != b for a, b in zip(out.image, rotated, strict=True)) == 1
+    stored = Image.open(io.BytesIO(out.image))
+    assert stored.getexif()[0x0112] == 1 and stored.getexif()[0x010F] == "beam_seg test camera"
+    # Every EXIF-aware reader now shows the pixels as the mask labels them.
+    upright = np.asarray(ImageOps.exif_transpose(stored))
+    np.testing.assert_array_equal(upright, np.asarray(Image.open(io.BytesIO(rotated))))
+    assert upright.shape[:2] == out.mask_pixels.shape
+    # A resized (re-encoded) image carries no EXIF at all.
+    assert (
+        0x0112
+        not in Image.open(io.BytesIO(imaging.prepare_pair(rotated, _png(Image.fromarray(trimap)), 16).image)).getexif()
+    )
+
+
+def test_drop_orientation_leaves_other_jpegs_alone(pair):
+    pixels, _ = pair
+    plain = _jpeg(pixels)
+    assert imaging.drop_orientation(plain) == (plain, 1)
+    upright = _with_orientation(plain, 1)
+    assert imaging.drop_orientation(upright) == (upright, 1)
+    assert imaging.drop_orientation(b"\xff\xd8\xff\xe1\x00") == (b"\xff\xd8\xff\xe1\x00", 1)  # Truncated: no change.
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda jpeg: jpeg[:200] + bytes(range(256)) * 4,  # Entropy-coded data replaced by garbage.
+        lambda jpeg: jpeg.replace(b"\xff\xc0", b"\xff\xc3", 1),  # A lossless-JPEG frame PIL cannot decode.
+        lambda jpeg: jpeg[:30],  # Cut inside the header.
+    ],
+)
+def test_any_decoder_error_is_a_dead_letter(pair, corrupt):
+    pixels, trimap = pair
+    with pytest.raises(imaging.BadInputError) as e:
+        imaging.prepare_pair(corrupt(_jpeg(pixels)), _png(Image.fromarray(trimap)))
+    assert e.value.reason in ("undecodable_image", "unknown_format")

@@ -23,11 +23,30 @@ def test_parse_list_file_skips_header_and_maps_ids_to_zero_based():
     ]
 
 
-@pytest.mark.parametrize("line", ["Abyssinian_1 x 1 1", "Abyssinian_1", "Abyssinian_1 38 1 1", "Abyssinian_1 1 3 1"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Abyssinian_1 x 1 1",
+        "Abyssinian_1",
+        "Abyssinian_1 38 1 1",
+        "Abyssinian_1 1 3 1",
+        "Abyssinian_1 1_0 1 1",  # int() would read 10
+        "Abyssinian_1 +1 1 1",
+        "Abyssinian_1 １ 1 1",  # a full-width digit, which int() accepts
+        "Abyssinian_1 1 1",  # no breed id
+        "Abyssinian_1 1 1 1 extra",
+        "Abyssinian_1 1 2 1",  # class 1 is a cat breed: species 2 contradicts it
+        "Abyssinian_1 1 1 0",
+    ],
+)
 def test_parse_list_file_rejects_bad_rows_quoting_them(line):
     with pytest.raises(lists.ListFileError, match="trainval.txt:1") as e:
         lists.parse_list_file(line + "\n", source="trainval.txt")
     assert line in str(e.value)
+
+
+def test_parse_list_file_ignores_a_byte_order_mark():
+    assert lists.parse_list_file("\ufeffAbyssinian_100 1 1 1\r\n") == [lists.ListEntry("Abyssinian_100", 0, 0)]
 
 
 def test_entry_from_name_uses_capitalisation_for_species():

@@ -12,12 +12,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import IN_MEMORY
+from conftest import IN_MEMORY, REPO_ROOT
 from hubserver import DEFAULT_TOKEN, DEFAULT_USER, HubServer
 
 from beam_seg import cli
@@ -530,9 +533,34 @@ def test_bad_arguments_give_a_clear_error(model_dir, caplog, capsys, args, messa
     assert message in caplog.text + capsys.readouterr().err
 
 
-def test_a_directory_without_a_saved_model_is_refused(tmp_path, caplog):
-    assert job.run(["--model_dir", str(tmp_path), "--model_repo", MODEL_REPO]) == 2
+def test_a_directory_without_a_saved_model_is_refused(model_dir, caplog):
+    shutil.rmtree(model_dir / "saved_model")
+    assert job.run(["--model_dir", str(model_dir), "--model_repo", MODEL_REPO]) == 2
     assert "saved_model.pb does not exist" in caplog.text
+
+
+@pytest.mark.parametrize("missing", ["model_config.json", "metrics.json"])
+def test_an_incomplete_training_output_is_refused_before_any_hub_call(hub_env, model_dir, missing):
+    """A training killed before its export finished (model_config.json is written last): the real command refuses
+    with one line and exit code 2, and nothing reaches the Hub."""
+    (model_dir / missing).unlink()
+    proc = subprocess.run(
+        [sys.executable, "-m", "beam_seg.publish", *_argv(model_dir)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()  # The stage's error line, in its logging format.
+    written = "is written last" if missing == "model_config.json" else "is written before model_config.json"
+    assert line.endswith(
+        f"ERROR beam_seg.publish.job: {model_dir}/{missing} does not exist: {model_dir} is not a complete training "
+        f"output ({missing} {written}); make it with python -m beam_seg.train --data_dir DIR --output_dir {model_dir}"
+    ), line
+    assert hub_env.requests == []  # Not even the repo creation.
+    assert not (model_dir / manifest.MANIFEST_NAME).exists()
 
 
 # ------------------------------------------------------------------------------------------------ rollback

@@ -1,8 +1,9 @@
 """Golden bytes of stage 1: the sample data's shards, dead letters, schema and statistics, pinned by sha256.
 
-The hashes were taken with the TensorFlow-based writer that the TensorFlow-free codec replaced, so these tests
+The shard hashes were taken with the TensorFlow-based writer that the TensorFlow-free codec replaced, so these tests
 prove the records did not change by a single byte. A deliberate change of the record format (or of the sample data
-or the pinned Pillow/protobuf) must update them, and say so in the change.
+or the pinned Pillow/protobuf) must update them, and say so in the change; so must a change of the reports' contents
+(the dead letters' ``detail`` text, ``stats.json``'s ``config``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from beam_seg.data import job
 
 GOLDEN: dict[str, dict[str, str]] = {
     "extracted_source_bytes": {
-        "errors-00000-of-00001.jsonl": "1d4e90a27d9a55d58b951818c5e95c3ac8fce6512f6ac7989c2e5815bed27053",
+        "errors-00000-of-00001.jsonl": "6bd0829c0bbc65f14219b9f08f76c28d7b79c15f9897ad850cad42894aa7f896",
         "schema.pbtxt": "c562f5c5753586fadb50cddd319ec65baf8925c10245320c2dde2b5129bde814",
-        "stats.json": "4247e429287871e9ec17bb0b9ee3cc9c84a0c11a08460d8fb8a2c8a36f71fe63",
+        "stats.json": "ba3bbefaa99002fd918cf7fed4288746aa3df2035523da8d3823392025ce560e",
         "test-00000-of-00002.tfrecord": "77d6984303f6793ff5b2742eea78a429b10419b3627beaf3a8f930fbe660ef54",
         "test-00001-of-00002.tfrecord": "74a075a13115619f640e15de9c3fdc50c0e905b2c8776a11bf710e41ce33a00e",
         "train-00000-of-00002.tfrecord": "08d39d64344ef31e76b3d3410cec3201d0050e42289765ef46a25e72014e614d",
@@ -29,9 +30,9 @@ GOLDEN: dict[str, dict[str, str]] = {
         "val-00001-of-00002.tfrecord": "a0711124ca11ac3921715f52bdcc9e0e8d8ce60877b8bad9d4c5e16067e9cb90",
     },
     "archives_resize_64": {
-        "errors-00000-of-00001.jsonl": "1d4e90a27d9a55d58b951818c5e95c3ac8fce6512f6ac7989c2e5815bed27053",
+        "errors-00000-of-00001.jsonl": "6bd0829c0bbc65f14219b9f08f76c28d7b79c15f9897ad850cad42894aa7f896",
         "schema.pbtxt": "c562f5c5753586fadb50cddd319ec65baf8925c10245320c2dde2b5129bde814",
-        "stats.json": "b51c2d35423220b728a6412345eaaafb3104b3f83ccb599d9ebb182c5e04f485",
+        "stats.json": "7bd78791d88649c427d6c9322d6ce8b4dbda15aa79c8423c41ff9842722e94f6",
         "test-00000-of-00001.tfrecord": "25ca6ba308a93123dc1983bb4c261a5bd824c0c2e63be3bc28e9c9a52ab36cd8",
         "train-00000-of-00001.tfrecord": "1ae46e541a3350ed6d6d75beeadb641b84b6db6006bcf6d395e5a56cded7a0a1",
         "val-00000-of-00001.tfrecord": "b1a6f24d8f0cef09f70d9803fccaec79e9d5fe9c1bf7de18dee699ea915267c9",

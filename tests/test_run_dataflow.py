@@ -276,6 +276,53 @@ def test_flags_a_later_stage_refuses_stop_the_run_before_stage_1(repo_copy, syst
     assert not (out / "sample_data").exists() and not (out / "tfrecords").exists()  # Nothing ran.
 
 
+# ------------------------------------------------------------------------------------ incomplete stage outputs
+
+
+INCOMPLETE_CASES = [
+    ("local-train", ["--stages", "train,publish"], "tfrecords/stats.json", "data", "data,train,publish"),
+    ("local-publish", ["--stages", "publish"], "model/model_config.json", "train", "train,publish"),
+    ("gcp-train", ["--stages", "train", "--train_on", "vertex"], "tfrecords/stats.json", "data", "data,train"),
+    ("gcp-publish", ["--stages", "publish"], "model/model_config.json", "train", "train,publish"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "marker", "stage", "stages"), INCOMPLETE_CASES, ids=[c[0] for c in INCOMPLETE_CASES]
+)
+def test_a_stage_never_starts_on_an_incomplete_output_of_the_one_before(
+    repo_copy, system_bin, gcp_env, bucket, tmp_path, case, args, marker, stage, stages
+):
+    """No stats.json before training, no model_config.json before publishing: one line, exit 2, nothing run."""
+    out = tmp_path / "out"
+    if case.startswith("gcp"):
+        run_id = f"ci-incomplete-{case}"
+        env, root, rerun = gcp_env, f"gs://{BUCKET}/{run_id}", f"--run_id {run_id} --stages {stages}"
+        # What a killed stage leaves: its other outputs, without the file it writes last.
+        killed = "tfrecords/train-00000-of-00001.tfrecord" if stage == "data" else "model/saved_model/saved_model.pb"
+        bucket.blob(f"{run_id}/{killed}").upload_from_string(b"partial")
+        args = gcp_args(tmp_path, run_id, *args)
+    else:
+        env, root, rerun = _base_env([os.path.join(sys.prefix, "bin"), system_bin]), str(out), f"--stages {stages}"
+        killed = out / ("tfrecords/train-00000-of-00001.tfrecord" if stage == "data" else "model/saved_model.pb")
+        killed.parent.mkdir(parents=True)
+        killed.write_bytes(b"partial")
+        args = ["--output_dir", str(out), *args]
+    proc = run_script(repo_copy, args, env, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    directory, name = f"{root}/{marker}".rsplit("/", 1)
+    expected = (
+        f"run_dataflow.sh: {directory}/{name} does not exist: {directory} is not a complete output of stage {stage} "
+        f"({name} is written last); run that stage first, e.g. this command with {rerun}"
+    )
+    assert proc.stderr.splitlines() == [expected], proc.stderr
+    assert "==> stage" not in proc.stdout  # Nothing ran: no training, no Vertex AI job, no publish.
+    log = (out / "runs" / run_id / "commands.log") if case.startswith("gcp") else (out / "commands.log")
+    assert "beam_seg.train" not in log.read_text() and "beam_seg.publish" not in log.read_text()
+    if case.startswith("gcp"):
+        assert not [c for c in gcloud_calls(env) if c[0] in ("ai", "builds", "artifacts")]
+
+
 # ------------------------------------------------------------------------------------------ GCP, offline
 
 
@@ -286,6 +333,11 @@ def _seed_model(bucket, model_dir: str, prefix: str) -> None:
         for name in files:
             path = os.path.join(root, name)
             bucket.blob(f"{prefix}/{os.path.relpath(path, model_dir)}").upload_from_filename(path)
+
+
+def _seed_tfrecords(bucket, run_id: str) -> None:
+    """The file a finished stage 1 writes last in gs://B/<run_id>/tfrecords (stage 2 checks only that it is there)."""
+    bucket.blob(f"{run_id}/tfrecords/stats.json").upload_from_string(b"{}")
 
 
 def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(
@@ -468,10 +520,11 @@ def test_gcp_local_training_dry_run_uses_the_gpus_and_waits_for_a_model(repo_cop
     ],
     ids=["succeeds-after-building-the-image", "fails-with-a-given-image"],
 )
-def test_gcp_vertex_training_submits_and_waits(repo_copy, gcp_env, tmp_path, states, extra, ok):
+def test_gcp_vertex_training_submits_and_waits(repo_copy, gcp_env, bucket, tmp_path, states, extra, ok):
     env = {**gcp_env, "FAKE_VERTEX_STATES": states, "FAKE_GCLOUD_ACCOUNT": "ci@example.com"}
     del env["GOOGLE_APPLICATION_CREDENTIALS"]  # So the active-account check runs (and passes).
     run_id = f"ci-vertex-{'ok' if ok else 'fail'}"
+    _seed_tfrecords(bucket, run_id)
     proc = run_script(repo_copy, gcp_args(tmp_path, run_id, "--stages", "train", "--train_on", "vertex", *extra), env)
     run_dir = tmp_path / "out" / "runs" / run_id
     calls = gcloud_calls(env)
@@ -512,9 +565,10 @@ def test_gcp_vertex_training_submits_and_waits(repo_copy, gcp_env, tmp_path, sta
         assert f"Vertex AI job {job} ended in JOB_STATE_FAILED" in proc.stderr
 
 
-def test_gcp_vertex_training_rerun_waits_for_the_job_still_running(repo_copy, gcp_env, tmp_path):
+def test_gcp_vertex_training_rerun_waits_for_the_job_still_running(repo_copy, gcp_env, bucket, tmp_path):
     """Re-running stage 2 of a run whose Vertex AI job is still running waits for it instead of submitting twice."""
     env = {**gcp_env, "FAKE_VERTEX_STATES": "JOB_STATE_RUNNING,JOB_STATE_RUNNING,JOB_STATE_SUCCEEDED"}
+    _seed_tfrecords(bucket, "ci-vertex-rerun")
     run_dir = tmp_path / "out" / "runs" / "ci-vertex-rerun"
     run_dir.mkdir(parents=True)
     job = f"projects/123/locations/{REGION}/customJobs/41"

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import glob
 import io
 import json
 import os
+import pathlib
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import IN_MEMORY
+from conftest import IN_MEMORY, declaring_size
 from PIL import Image
 
-from beam_seg import cli
-from beam_seg.data import codec, lists, pipeline, sharding
+from beam_seg import cli, fs
+from beam_seg.data import codec, imaging, lists, pipeline, sharding, sources
 from beam_seg.data import job as tfrecord_gen
 from beam_seg.formats import ERRORS_NAME, SPLITS, STATS_NAME
 
@@ -205,22 +209,43 @@ def test_existing_output_needs_overwrite_and_is_replaced(pets_dir, tmp_path, cap
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
 
 
-def test_a_failed_run_leaves_no_complete_looking_output(pets_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["shard", "move", "stats"])
+def test_a_full_disk_fails_in_one_line_and_leaves_nothing_complete_looking(
+    pets_dir, tmp_path, monkeypatch, caplog, where
+):
+    """A full disk (ENOSPC) while writing a shard to the temporary folder, moving the set into place, or writing
+    ``stats.json`` (simulated by failing that call)."""
     out = str(tmp_path / "out")
-    calls = []
+    full = OSError(errno.ENOSPC, "No space left on device")
+    real_write_bytes = fs.write_bytes
 
-    def failing_write(path, records):
-        calls.append(path)
-        if len(calls) == 2:
-            raise OSError("disk full (injected)")
-        return real_write(path, records)
+    def failing_shard_write(path, records):
+        raise full
 
-    real_write = sharding.write_tfrecord_file
-    monkeypatch.setattr(sharding, "write_tfrecord_file", failing_write)
-    with pytest.raises(Exception, match="disk full"):
-        _run(pets_dir.root, out, "--resize", "32")
-    left = os.listdir(out) if os.path.exists(out) else []
-    assert not [n for n in left if not n.startswith(".tmp-")], left
+    def failing_rename(sources, destinations):
+        raise full
+
+    def failing_write_bytes(path, data):
+        if path.endswith(STATS_NAME):
+            raise full  # fs.write_bytes removes its own partial temporary file (tests/test_fs.py).
+        return real_write_bytes(path, data)
+
+    if where == "shard":
+        monkeypatch.setattr(sharding, "write_tfrecord_file", failing_shard_write)
+    elif where == "move":
+        monkeypatch.setattr(pipeline.FileSystems, "rename", failing_rename)
+    else:
+        monkeypatch.setattr(fs, "write_bytes", failing_write_bytes)
+    assert _run(pets_dir.root, out, "--resize", "32") == 1
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "No space left on device" in error and "\n" not in error
+    assert not any(r.exc_info for r in caplog.records)
+    left = os.listdir(out)
+    assert STATS_NAME not in left and not [n for n in left if ".tmp-" in n], left  # Nothing looks complete.
+    if where != "stats":
+        assert left == []  # Not a shard, not even the temporary folder.
+    monkeypatch.undo()
+    assert _run(pets_dir.root, out, "--resize", "32", "--overwrite") == 0  # With space again, a rerun completes.
 
 
 @pytest.mark.parametrize(
@@ -282,7 +307,7 @@ def test_finalize_is_safe_to_retry(tmp_path):
     (out / STATS_NAME).write_text("{}")
     shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
     finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={})
-    report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}}
+    report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}, "failures": []}
     for attempt in range(2):
         if attempt == 0:
             (temp / "t0").write_bytes(b"new shard")
@@ -336,9 +361,10 @@ def test_an_accounting_mismatch_fails_before_the_output_is_touched(tmp_path):
     (temp / "t0").write_bytes(b"new shard")
     shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
     finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=3, config={})
-    report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}}
-    with pytest.raises(pipeline.IncompleteOutputError, match=r"1 records \+ 0 errors != 3 listed images"):
-        list(finalize.process(b"", report=report, shards=[shard]))
+    report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}, "failures": []}
+    (failure,) = pipeline.failures_of(report, [shard], finalize._stats(report, [shard]))
+    assert "1 records + 0 errors != 3 listed images" in failure
+    assert list(finalize.process(b"", report=report, shards=[shard])) == []  # Reported, not raised: see _FinalizeFn.
     assert sorted(os.listdir(out)) == [STATS_NAME] and (out / STATS_NAME).read_text() == '{"old": true}'
 
 
@@ -357,3 +383,140 @@ def test_file_groups_are_redistributed_wherever_several_workers_run(pets_dir, tm
     # On Dataflow (and any other runner) always: one worker would otherwise do all the work.
     remote = cli.parse_pipeline_options(["--runner", "DataflowRunner", "--direct_num_workers=1"])
     assert pipeline.runs_on_many_workers(remote)
+
+
+def test_hostile_files_become_dead_letters_or_faithful_records(pets_copy, pets_dir, tmp_path, capfd):
+    root = pets_copy
+    clean = iter(n for n in pets_dir.trainval + pets_dir.test if n not in pets_dir.faults)
+    img = lambda n: os.path.join(root, "images", n + ".jpg")  # noqa: E731
+    tri = lambda n: os.path.join(root, "annotations", "trimaps", n + ".png")  # noqa: E731
+    rewrite = lambda path, change: pathlib.Path(path).write_bytes(change(pathlib.Path(path).read_bytes()))  # noqa: E731
+    bomb_image, bomb_trimap, palette, rotated = next(clean), next(clean), next(clean), next(clean)
+    rewrite(img(bomb_image), lambda b: declaring_size(b, 20000, 20000))  # 400 MP from a few KB
+    rewrite(tri(bomb_trimap), lambda b: declaring_size(b, 12000, 12000))
+    levels = np.asarray(Image.open(tri(palette)))
+    indices = Image.fromarray(np.select([levels == 1, levels == 2, levels == 3], [3, 1, 2]).astype(np.uint8), "P")
+    indices.putpalette([0, 0, 0, 2, 2, 2, 3, 3, 3, 1, 1, 1])  # An editor's reordered palette
+    indices.save(tri(palette))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(img(rotated)).save(img(rotated), quality=95, exif=exif.tobytes())
+    out = str(tmp_path / "out")
+
+    assert _run(root, out) == 0
+    assert "Traceback" not in capfd.readouterr().err
+    errors = _errors(out)
+    assert {n: errors[n]["reason"] for n in (bomb_image, bomb_trimap)} == {
+        bomb_image: "image_too_large",
+        bomb_trimap: "image_too_large",
+    }
+    assert "trimap declares 12000x12000" in errors[bomb_trimap]["detail"]
+    by_name = {r.file_name: r for split in SPLITS for r in _records(out, split)}
+    np.testing.assert_array_equal(imaging.decode_png_mask(by_name[palette].mask), levels - 1)
+    stored = Image.open(io.BytesIO(by_name[rotated].image))
+    assert stored.getexif()[0x0112] == 1
+    conversions = [s["conversions"].get(imaging.ORIENTATION_DROPPED, 0) for s in _stats(out)["splits"].values()]
+    assert sum(conversions) == 1
+
+
+def test_a_truncated_archive_fails_in_one_line_without_a_traceback(pets_dir, tmp_path):
+    """The default runner, as a user runs it (a process), on an images.tar.gz cut in half."""
+    src = tmp_path / "src"
+    src.mkdir()
+    data = open(os.path.join(pets_dir.root, "images.tar.gz"), "rb").read()
+    (src / "images.tar.gz").write_bytes(data[: len(data) // 2])
+    shutil.copy(os.path.join(pets_dir.root, "annotations.tar.gz"), src)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "beam_seg.tfrecord_gen", "--input", str(src), "--output_dir", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    (error,) = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert error.endswith(
+        f"{src}/images.tar.gz is truncated or corrupt (ReadError: unexpected end of data, after "
+        f"{error.split('after ')[1].split(' ')[0]} files); download it again"
+    )
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda src: open(src / "annotations.tar.gz", "wb").close(), "annotations.tar.gz is empty (0 bytes)"),
+        (lambda src: (src / "images.tar.gz").write_bytes(b"<html>"), "images.tar.gz is not a gzip file"),
+        (
+            lambda src: (src / "annotations.tar.gz").write_bytes((src / "annotations.tar.gz").read_bytes()[:2000]),
+            "annotations.tar.gz is truncated or corrupt",
+        ),
+    ],
+)
+def test_a_damaged_archive_is_refused_before_the_job_starts(pets_dir, tmp_path, caplog, damage, message):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("images.tar.gz", "annotations.tar.gz"):
+        shutil.copy(os.path.join(pets_dir.root, name), src)
+    damage(src)
+    assert _run(str(src), str(tmp_path / "out")) == 2
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert message in error and "download it again" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_split_list_without_the_other_is_refused_unless_allowed(pets_copy, pets_dir, tmp_path, caplog):
+    os.remove(os.path.join(pets_copy, "annotations", "trainval.txt"))
+    assert _run(pets_copy, str(tmp_path / "a")) == 2
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "has annotations/test.txt but no annotations/trainval.txt" in error
+    assert "--allow_missing_split_list" in error
+    assert _run(pets_copy, str(tmp_path / "b"), "--allow_missing_split_list") == 0
+    stats = _stats(str(tmp_path / "b"))
+    assert stats["listed"] == len(pets_dir.test)
+    assert stats["ignored_files"]["unlisted_image"] == len(pets_dir.trainval)
+
+
+def test_a_rerun_removes_what_killed_runs_left_and_an_unwritable_output_is_one_line(pets_dir, tmp_path, caplog):
+    out = tmp_path / "out"
+    (out / ".tmp-0123456789abcdef0123456789abcdef").mkdir(parents=True)  # A killed run's shards
+    (out / ".tmp-0123456789abcdef0123456789abcdef" / "train-00000-of-00001.tfrecord").write_bytes(b"x" * 100)
+    (out / "stats.json.tmp-0123456789ab").write_bytes(b"{")  # A killed atomic write
+    assert _run(pets_dir.root, str(out), "--resize", "32") == 0
+    assert sorted(n for n in os.listdir(out) if not n.endswith(".tfrecord")) == [
+        ERRORS_NAME,
+        "schema.pbtxt",
+        STATS_NAME,
+    ]
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert _run(pets_dir.root, str(blocked / "out")) == 2
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert error.startswith(f"cannot prepare --output_dir {blocked / 'out'}: ")
+
+
+def test_equivalent_input_spellings_give_identical_statistics(pets_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(os.path.dirname(pets_dir.root))
+    relative = os.path.basename(pets_dir.root) + "/./"
+    assert _run(relative, str(tmp_path / "a"), "--resize", "32") == 0
+    assert _run(pets_dir.root + "/", str(tmp_path / "b"), "--resize", "32") == 0
+    a, b = (open(tmp_path / d / STATS_NAME, "rb").read() for d in "ab")
+    assert a == b and json.loads(a)["config"]["input"] == os.path.abspath(pets_dir.root)
+
+
+def test_a_file_that_cannot_be_read_is_a_dead_letter(pets_dir, tmp_path, monkeypatch):
+    """Reading is simulated to fail for one image (a vanished file or an I/O error; root ignores permissions)."""
+    victim = next(n for n in pets_dir.trainval if n not in pets_dir.faults)
+    real_read = sources.read_payload
+
+    def read(payload):
+        if isinstance(payload, str) and os.path.basename(payload) == victim + ".jpg":
+            raise PermissionError(13, "Permission denied", payload)
+        return real_read(payload)
+
+    monkeypatch.setattr(sources, "read_payload", read)
+    out = str(tmp_path / "out")
+    assert _run(pets_dir.root, out, "--input_layout", "extracted", "--resize", "32") == 0
+    error = _errors(out)[victim]
+    assert error["reason"] == "unreadable_file" and "Permission denied" in error["detail"]

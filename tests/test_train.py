@@ -7,6 +7,7 @@ injected by wrapping ``input_pipeline.train_dataset`` so that every batch of epo
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -111,6 +112,14 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _refusal(capsys: pytest.CaptureFixture) -> str:
+    """The one line a refused run printed to stderr (``python -m beam_seg.train: ...``), checked to be the only one."""
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m beam_seg.train: ") and "Traceback" not in err, err
+    return lines[0]
+
+
 # --- CLI -----------------------------------------------------------------------------------------
 
 
@@ -174,7 +183,7 @@ def test_class_weights() -> None:
     base = ["--data_dir", "d", "--output_dir", "o"]
     stats = {"splits": {"train": {"class_pixel_fractions": {"pet": 0.2, "background": 0.75, "border": 0.05}}}}
     assert trainer.class_weights_for(parse_args(base), stats) == pytest.approx(weights)
-    assert trainer.class_weights_for(parse_args(base), None) is None  # Unweighted, with a warning.
+    assert trainer.class_weights_for(parse_args(base), {"splits": {}}) is None  # Unweighted, with a warning.
     assert trainer.class_weights_for(parse_args([*base, "--class_weights", "none"]), stats) is None
     assert trainer.class_weights_for(parse_args([*base, "--class_weights", "1,2,3"]), stats) == (1.0, 2.0, 3.0)
 
@@ -338,7 +347,7 @@ class _Preempted(Exception):
 
 
 def test_resume_continues_the_same_run(
-    trained: str, data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    trained: str, data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     import keras
 
@@ -358,10 +367,11 @@ def test_resume_continues_the_same_run(
     assert [h["epoch"] for h in json.loads((Path(out) / "history.json").read_text())] == [1]
 
     # A second run into the same directory must choose between --resume and --overwrite.
+    capsys.readouterr()
     assert job.run(argv) == cli.EXIT_USAGE
-    assert any("pass --resume" in m for m in _errors(caplog))
+    assert "pass --resume" in _refusal(capsys)
     assert job.run([*argv, "--base_filters", "8", "--resume"]) == cli.EXIT_USAGE
-    assert any("--base_filters was 4, now 8" in m for m in _errors(caplog))
+    assert "--base_filters was 4, now 8" in _refusal(capsys)
 
     assert job.run([*argv, "--resume"]) == 0
     resumed = json.loads((Path(out) / "history.json").read_text())
@@ -381,29 +391,77 @@ def test_resume_continues_the_same_run(
 # --- Bad input -----------------------------------------------------------------------------------
 
 
-def test_empty_data_dir(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_empty_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     config = parse_args(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")])
-    with pytest.raises(input_pipeline.NoShardsError, match=f"no train shards matching '{empty}/train-"):
+    with pytest.raises(input_pipeline.IncompleteDataError, match=f"{empty}/stats.json does not exist"):
         trainer.train(config)
     assert job.run(["--data_dir", str(empty), "--output_dir", str(tmp_path / "o")]) == cli.EXIT_USAGE
-    errors = _errors(caplog)
-    assert len(errors) == 1 and str(empty) in errors[0]
+    line = _refusal(capsys)
+    assert line.endswith(f"make it with python -m beam_seg.tfrecord_gen --input DIR --output_dir {empty}"), line
+    assert not (tmp_path / "o").exists()
 
 
-def test_corrupt_shard_is_named(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_data_dir_without_stats_json_is_refused(data_dir: str, tmp_path: Path) -> None:
+    """Shards without stats.json (a killed tfrecord_gen): the real command refuses with one line, before TensorFlow."""
+    data = _copy_data(data_dir, tmp_path / "data")
+    (data / "stats.json").unlink()
+    out = tmp_path / "model"
+    proc = subprocess.run(
+        [sys.executable, "-m", "beam_seg.train", "--data_dir", str(data), "--output_dir", str(out), *COMMON],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert proc.returncode == cli.EXIT_USAGE, proc.stderr
+    expected = (
+        f"python -m beam_seg.train: {data}/stats.json does not exist: {data} is not a complete tfrecord_gen output "
+        f"(stats.json is written last); make it with python -m beam_seg.tfrecord_gen --input DIR --output_dir {data} "
+        "--overwrite"
+    )
+    assert proc.stderr.splitlines() == [expected]
+    assert not out.exists()  # Nothing written, so nothing that looks like a model.
+
+
+@pytest.mark.parametrize("case", ["named-shard-missing", "stray-shard"])
+def test_shards_other_than_stats_json_names_are_refused(
+    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture, case: str
+) -> None:
+    """Training reads exactly the set stats.json names: a missing shard, or a leftover of another set, is refused."""
+    data = _copy_data(data_dir, tmp_path / "data")
+    val = Path(input_pipeline.list_shards(str(data), "val")[0])
+    if case == "named-shard-missing":
+        val.unlink()
+        bad, expected = val, f"{val} does not exist but {data}/stats.json names it"
+    else:  # A shard of an older set with other shard counts, left beside the new one.
+        bad = data / "train-00001-of-00002.tfrecord"
+        shutil.copy(input_pipeline.list_shards(str(data), "train")[0], bad)
+        expected = f"{bad} is not one of the train shards {data}/stats.json names: it is left over from another"
+    out = tmp_path / "model"
+    assert job.run(["--data_dir", str(data), "--output_dir", str(out), *COMMON]) == cli.EXIT_USAGE
+    line = _refusal(capsys)
+    assert expected in line and str(bad) in line, line
+    assert line.endswith(
+        f"regenerate the set with python -m beam_seg.tfrecord_gen --input DIR --output_dir {data} --overwrite"
+        + (", which removes it" if case == "stray-shard" else "")
+    ), line
+    assert not (out / "model_config.json").exists()
+
+
+def test_corrupt_shard_is_named(data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = _copy_data(data_dir, tmp_path / "data")
     shard = Path(input_pipeline.list_shards(str(data), "train")[0])
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 2 // 3])  # Truncated mid-record.
-    with pytest.raises(input_pipeline.CorruptShardError, match=f"shard {shard} is corrupt"):
+    with pytest.raises(input_pipeline.CorruptShardError, match=f"shard {shard} is corrupt after"):
         trainer.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o"), *COMMON]))
     assert job.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == cli.EXIT_USAGE
-    errors = _errors(caplog)
-    assert len(errors) == 1 and str(shard) in errors[0]
+    assert str(shard) in _refusal(capsys)
 
 
-def test_record_missing_a_feature_is_named(data_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_record_missing_a_feature_is_named(data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = _copy_data(data_dir, tmp_path / "data")
     shard = input_pipeline.list_shards(str(data), "val")[0]
     records = _records(str(data), "val")
@@ -413,11 +471,57 @@ def test_record_missing_a_feature_is_named(data_dir: str, tmp_path: Path, caplog
             if index == 1:
                 del proto.features.feature["mask"]
             writer.write(proto.SerializeToString())
-    with pytest.raises(input_pipeline.RecordFormatError, match=rf"shard {shard}: record 1: feature 'mask' is missing"):
+    with pytest.raises(
+        input_pipeline.RecordFormatError,
+        match=rf"shard {shard}: record 1 \(file_name '{records[1].file_name}'\): feature 'mask' is missing",
+    ):
         trainer.train(parse_args(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]))
     assert job.run(["--data_dir", str(data), "--output_dir", str(tmp_path / "o")]) == cli.EXIT_USAGE
-    errors = _errors(caplog)
-    assert len(errors) == 1 and shard in errors[0] and "'mask'" in errors[0]
+    line = _refusal(capsys)
+    assert shard in line and "'mask'" in line
+
+
+def test_a_record_whose_jpeg_does_not_decode_is_named_before_training(
+    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Valid framing and features, truncated JPEG bytes: found by the decode check, not mid-fit or in evaluation."""
+    data = _copy_data(data_dir, tmp_path / "data")
+    shard = input_pipeline.list_shards(str(data), "test")[0]
+    records = _records(str(data), "test")
+    bad = records[2]
+    truncated = dataclasses.replace(bad, image=bad.image[: len(bad.image) // 2])
+    with open(shard, "wb") as f:  # The same records, framed by stage 1's own codec; one JPEG cut in half.
+        for record in [*records[:2], truncated, *records[3:]]:
+            f.write(codec.frame_record(codec.encode_example(record)))
+    out = tmp_path / "model"
+    assert job.run(["--data_dir", str(data), "--output_dir", str(out), *COMMON]) == cli.EXIT_USAGE
+    line = _refusal(capsys)
+    assert line.startswith(f"python -m beam_seg.train: shard {shard}: record 2 (file_name '{bad.file_name}'): ")
+    assert f"its image ({len(truncated.image)} bytes) does not decode" in line, line
+    assert not (out / "model_config.json").exists() and not (out / "checkpoints").exists()  # Refused before training.
+    # The fast path alone counts one record short of stats.json.
+    assert input_pipeline._count_good_records([shard]) == [len(records) - 1]
+
+
+def test_a_rerun_withdraws_the_previous_model_config_first(
+    trained: str, data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped before its export leaves no model_config.json from an earlier run beside its new files."""
+    import keras
+
+    out = Path(shutil.copytree(trained, tmp_path / "model"))
+    real_callbacks = trainer.make_callbacks
+
+    class Preempt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            raise _Preempted(f"preempted at the start of epoch {epoch + 1}")
+
+    monkeypatch.setattr(trainer, "make_callbacks", lambda **kwargs: [*real_callbacks(**kwargs), Preempt()])
+    argv = ["--data_dir", data_dir, "--output_dir", str(out), "--epochs", "3", "--resume", *COMMON]
+    with pytest.raises(_Preempted):
+        job.run(argv)
+    assert not (out / "model_config.json").exists()
+    assert (out / "saved_model" / "saved_model.pb").exists()  # The old export is there, but no longer complete.
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(

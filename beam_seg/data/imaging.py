@@ -3,41 +3,60 @@
 No Beam and no TensorFlow here, so every rule is unit-testable on bytes. Each rejection raises
 :class:`BadInputError` whose ``reason`` is one of :data:`REASONS`, which the pipeline writes to its
 dead-letter file; conversions that are *not* errors (CMYK, grayscale, RGBA, palette, a PNG named
-``.jpg``) are recorded on :class:`PreparedPair` instead.
+``.jpg``, a dropped EXIF orientation tag) are recorded on :class:`PreparedPair` instead.
+
+Input bytes are untrusted: a file that declares more than ``max_pixels`` pixels is refused from its header,
+before anything is decoded, and any error a decoder raises on a file becomes that file's dead letter.
+
+Orientation: pixels are used in their stored order, the order the trimaps were drawn in (TensorFlow's
+decoders ignore EXIF too). A kept JPEG's EXIF Orientation tag is set to 1 (normal) in the stored bytes, so that
+EXIF-aware readers (PIL's ``exif_transpose``, browsers) show the image the way its mask labels it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import struct
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from beam_seg.data.options import DEFAULT_MAX_PIXELS
+
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "JPEG_QUALITY",
+    "ORIENTATION_DROPPED",
     "REASONS",
     "BadInputError",
     "PreparedPair",
     "decode_png_mask",
     "decode_rgb",
+    "drop_orientation",
     "prepare_pair",
 ]
 
 # Quality for images that must be re-encoded (resized or converted); the spec asks for >= 95.
 JPEG_QUALITY = 95
 
+
+# The ``conversion`` of a kept JPEG whose EXIF Orientation tag was set to 1.
+ORIENTATION_DROPPED = "JPEG/RGB orientation tag dropped"
+
 REASONS: tuple[str, ...] = (
     "missing_image",  # listed in a split file but no image file exists
     "duplicate_image",  # two image files share a name (e.g. X.jpg and X.png)
     "unknown_breed",  # no split lists, and the name's breed is not a PETS breed
     "missing_trimap",  # the image has no annotations/trimaps/<name>.png
+    "unreadable_file",  # the image or trimap file cannot be read (permissions, vanished, I/O error)
     "empty_image",  # a zero-byte image file
+    "image_too_large",  # the image or trimap declares more pixels than --max_pixels (a decompression bomb)
     "unknown_format",  # bytes that no image decoder recognises (e.g. a .mat file named .jpg)
     "undecodable_image",  # a recognised but truncated or corrupt image
     "undecodable_trimap",  # the trimap PNG cannot be decoded, or is not a single-channel image
     "size_mismatch",  # image and trimap sizes differ
-    "bad_trimap_values",  # trimap values outside {1, 2, 3}
+    "bad_trimap_values",  # trimap values outside {1, 2, 3}, or a palette trimap whose colours are not grey
 )
 
 
@@ -64,7 +83,8 @@ class PreparedPair:
         source_height: Height of the source image.
         source_width: Width of the source image.
         conversion: ``"<source format>/<source mode>"`` when the source was not an RGB JPEG
-            (``"JPEG/CMYK"``, ``"JPEG/L"``, ``"PNG/RGBA"``, ``"PNG/P"`` …), else ``""``.
+            (``"JPEG/CMYK"``, ``"JPEG/L"``, ``"PNG/RGBA"``, ``"PNG/P"`` …), :data:`ORIENTATION_DROPPED` for a
+            kept JPEG whose EXIF Orientation tag was reset, else ``""``.
         rgb_image: The stored RGB image (for statistics; :attr:`pixels` as an array).
         mask_image: The stored mask as a mode ``L`` image (for statistics; :attr:`mask_pixels`).
     """
@@ -90,20 +110,49 @@ class PreparedPair:
         return np.asarray(self.mask_image)
 
 
-def _open_image(data: bytes) -> Image.Image:
-    if not data:
-        raise BadInputError("empty_image", "the image file has 0 bytes")
+def _check_size(img: Image.Image, what: str, max_pixels: int) -> None:
+    """Refuses an image whose header declares more than ``max_pixels`` pixels, before it is decoded."""
+    if img.width * img.height > max_pixels:
+        raise BadInputError(
+            "image_too_large",
+            f"{what} declares {img.width}x{img.height} = {img.width * img.height:,} pixels, "
+            f"more than --max_pixels {max_pixels:,}",
+        )
+
+
+def _open(data: bytes, what: str, undecodable: str, max_pixels: int) -> Image.Image:
+    """Opens and decodes untrusted bytes; every failure is a :class:`BadInputError`.
+
+    Any exception a decoder raises is caught on purpose: the bytes are untrusted input, and PIL's plugins raise
+    ``OSError``, ``SyntaxError``, ``ValueError``, ``struct.error``, ``IndexError`` … for corrupt files, which are
+    the file's problem, not the job's.
+    """
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        if what == "trimap":
+            raise BadInputError(
+                undecodable, f"no image decoder recognises the trimap (starting {data[:8]!r})"
+            ) from None
         raise BadInputError(
             "unknown_format", f"no image decoder recognises the bytes (starting {data[:8]!r})"
         ) from None
+    except Image.DecompressionBombError as e:
+        raise BadInputError("image_too_large", f"{what}: {e}") from None
+    except Exception as e:  # Untrusted bytes: see the docstring.
+        raise BadInputError(undecodable, f"{what} header cannot be read: {type(e).__name__}: {e}") from None
+    _check_size(img, what, max_pixels)
     try:
         img.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise BadInputError("undecodable_image", f"{img.format} image cannot be decoded: {e}") from None
+    except Exception as e:  # Untrusted bytes: see the docstring.
+        raise BadInputError(undecodable, f"{img.format} {what} cannot be decoded: {type(e).__name__}: {e}") from None
     return img
+
+
+def _open_image(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise BadInputError("empty_image", "the image file has 0 bytes")
+    return _open(data, "image", "undecodable_image", max_pixels)
 
 
 def _to_rgb(img: Image.Image) -> tuple[Image.Image, str]:
@@ -122,15 +171,80 @@ def _to_rgb(img: Image.Image) -> tuple[Image.Image, str]:
     return img.convert("RGB"), source_mode
 
 
-def _open_trimap(data: bytes) -> np.ndarray:
-    try:
-        trimap = Image.open(io.BytesIO(data))
-        trimap.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise BadInputError("undecodable_trimap", f"trimap cannot be decoded: {e}") from None
-    if trimap.mode not in ("L", "P", "I", "I;16"):
+def _palette_levels(trimap: Image.Image) -> np.ndarray:
+    """The grey levels a palette trimap shows, per pixel; a colour that is not grey is a bad value.
+
+    An editor may store a trimap as a palette image and reorder its palette: the indices then mean nothing, only
+    the colours they point to do.
+    """
+    indices = np.asarray(trimap)
+    palette = np.asarray(trimap.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    used = np.unique(indices)
+    if used.size and int(used.max()) >= len(palette):
+        raise BadInputError(
+            "undecodable_trimap", f"palette trimap uses index {int(used.max())} but its palette has {len(palette)}"
+        )
+    colours = palette[used]
+    coloured = colours[(colours[:, 0] != colours[:, 1]) | (colours[:, 1] != colours[:, 2])]
+    if len(coloured):
+        shown = [tuple(int(v) for v in c) for c in coloured[:5]]
+        raise BadInputError(
+            "bad_trimap_values", f"palette trimap shows colours {shown} (RGB), not the grey levels 1, 2, 3"
+        )
+    return palette[:, 0][indices]
+
+
+def _open_trimap(data: bytes, max_pixels: int) -> np.ndarray:
+    """The trimap's values as shown: grey levels of 8- and 16-bit greyscale, or of a palette's grey colours."""
+    trimap = _open(data, "trimap", "undecodable_trimap", max_pixels)
+    if trimap.mode == "P":
+        return _palette_levels(trimap)
+    if trimap.mode not in ("L", "I", "I;16", "I;16B"):
         raise BadInputError("undecodable_trimap", f"trimap has mode {trimap.mode!r}; expected a single-channel PNG")
     return np.asarray(trimap)
+
+
+def _exif_orientation_offset(jpeg: bytes, tiff: int, end: int) -> tuple[int, str] | None:
+    """Where IFD0's Orientation value sits in an EXIF block starting at ``tiff``, and the byte order."""
+    order = {b"II": "<", b"MM": ">"}.get(jpeg[tiff : tiff + 2])
+    if order is None or tiff + 8 > end:
+        return None
+    ifd = tiff + struct.unpack_from(order + "I", jpeg, tiff + 4)[0]
+    if ifd + 2 > end:
+        return None
+    for i in range(struct.unpack_from(order + "H", jpeg, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if entry + 12 > end:
+            return None
+        tag, kind, count = struct.unpack_from(order + "HHI", jpeg, entry)
+        if tag == 0x0112 and kind == 3 and count == 1:  # Orientation, one SHORT
+            return entry + 8, order
+    return None
+
+
+def drop_orientation(jpeg: bytes) -> tuple[bytes, int]:
+    """Sets a JPEG's EXIF Orientation tag to 1 (normal), leaving every other byte as it was.
+
+    Returns:
+        The bytes (``jpeg`` itself when there was nothing to change) and the orientation they had (1 when the tag
+        is absent or unreadable).
+    """
+    pos = 2  # after SOI
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        if marker in (0xD9, 0xDA):  # end of image / start of scan: no metadata after this
+            break
+        length = struct.unpack_from(">H", jpeg, pos + 2)[0]
+        if marker == 0xE1 and jpeg[pos + 4 : pos + 10] == b"Exif\0\0":
+            found = _exif_orientation_offset(jpeg, pos + 10, min(len(jpeg), pos + 2 + length))
+            if found is not None:
+                offset, order = found
+                value = struct.unpack_from(order + "H", jpeg, offset)[0]
+                if value == 1:
+                    return jpeg, 1
+                return jpeg[:offset] + struct.pack(order + "H", 1) + jpeg[offset + 2 :], value
+        pos += 2 + length
+    return jpeg, 1
 
 
 def _encode_jpeg(img: Image.Image) -> bytes:
@@ -139,18 +253,21 @@ def _encode_jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def prepare_pair(image_bytes: bytes, trimap_bytes: bytes, resize: int | None = None) -> PreparedPair:
+def prepare_pair(
+    image_bytes: bytes, trimap_bytes: bytes, resize: int | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> PreparedPair:
     """Validates and converts one image and its trimap into record-ready bytes.
 
-    The original JPEG bytes are kept untouched when they are a valid RGB JPEG and no resize is
-    asked; everything else is re-encoded as JPEG at quality :data:`JPEG_QUALITY`. Images are
-    resized bilinearly (PIL antialiases when downscaling), masks with nearest neighbour so class
-    ids are never interpolated.
+    The original JPEG bytes are kept when they are a valid RGB JPEG and no resize is asked (with an EXIF
+    Orientation tag set to 1, see the module docstring); everything else is re-encoded as JPEG at quality
+    :data:`JPEG_QUALITY`, without EXIF. Images are resized bilinearly (PIL antialiases when downscaling), masks
+    with nearest neighbour so class ids are never interpolated.
 
     Args:
         image_bytes: The image file's bytes (any format PIL decodes).
         trimap_bytes: The trimap PNG's bytes, values 1=pet, 2=background, 3=border.
         resize: Square output side in pixels, or ``None`` to keep the source size.
+        max_pixels: Largest image (and trimap) accepted, in pixels, checked from the headers.
 
     Returns:
         The prepared pair.
@@ -158,11 +275,16 @@ def prepare_pair(image_bytes: bytes, trimap_bytes: bytes, resize: int | None = N
     Raises:
         BadInputError: with the dead-letter reason when the pair cannot become a record.
     """
-    img = _open_image(image_bytes)
+    img = _open_image(image_bytes, max_pixels)
     source_format = img.format or "UNKNOWN"
-    rgb, source_mode = _to_rgb(img)
+    try:
+        rgb, source_mode = _to_rgb(img)
+    except Exception as e:  # Untrusted bytes, as in _open.
+        raise BadInputError(
+            "undecodable_image", f"{source_format}/{img.mode} image cannot be converted to RGB: {e}"
+        ) from None
     conversion = "" if (source_format, source_mode) == ("JPEG", "") else f"{source_format}/{source_mode or 'RGB'}"
-    trimap = _open_trimap(trimap_bytes)
+    trimap = _open_trimap(trimap_bytes, max_pixels)
     if trimap.shape != (rgb.height, rgb.width):
         raise BadInputError(
             "size_mismatch",
@@ -185,7 +307,12 @@ def prepare_pair(image_bytes: bytes, trimap_bytes: bytes, resize: int | None = N
     if resize is not None:
         rgb = rgb.resize((resize, resize), Image.Resampling.BILINEAR)
         mask_image = mask_image.resize((resize, resize), Image.Resampling.NEAREST)
-    encoded = image_bytes if keep_original else _encode_jpeg(rgb)
+    if keep_original:
+        encoded, orientation = drop_orientation(image_bytes)
+        if orientation != 1:
+            conversion = ORIENTATION_DROPPED
+    else:
+        encoded = _encode_jpeg(rgb)
     mask_png = io.BytesIO()
     mask_image.save(mask_png, format="PNG")
     return PreparedPair(

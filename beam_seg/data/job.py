@@ -5,13 +5,17 @@ trimap, validates and converts it, and writes ``{train,val,test}-SSSSS-of-NNNNN.
 :mod:`beam_seg.data.codec`), ``errors-00000-of-00001.jsonl`` (one line per listed image that could not become a
 record), ``schema.pbtxt`` and ``stats.json``, last. Every listed image ends up in exactly one of records or errors.
 
-Exit codes: 0 ok (also a Dataflow ``--dry_run``), 1 the job failed (no complete set was written), 2 bad flags or
-input.
+Exit codes: 0 ok (also a Dataflow ``--dry_run``), 1 the job failed (no complete set was written; one line says why:
+no records, a truncated archive, a full disk), 2 bad flags or input.
+
+A failed run removes its temporary folder; a run that starts removes the ones that killed runs left behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -24,7 +28,15 @@ from beam_seg.formats import SPLITS, STATS_NAME
 if TYPE_CHECKING:
     import apache_beam as beam
 
-__all__ = ["OutputExistsError", "build_pipeline", "run", "summarize"]
+__all__ = [
+    "OutputExistsError",
+    "Outputs",
+    "build_pipeline",
+    "job_failures",
+    "remove_stale_temporaries",
+    "run",
+    "summarize",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +47,18 @@ class OutputExistsError(FileExistsError):
     """``--output_dir`` already holds a TFRecord set and ``--overwrite`` was not given."""
 
 
-def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, str]:
-    """Validates flags and input; returns the constructed (not yet run) pipeline and its output directory.
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """Where a built job writes: the output directory, and its own temporary folder inside it."""
+
+    output_dir: str
+    temp_dir: str
+
+
+def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, Outputs]:
+    """Validates flags and input; returns the constructed (not yet run) pipeline and where it writes.
+
+    Touches nothing in the output directory.
 
     Raises:
         cli.UsageError: on an unknown flag or a bad value.
@@ -54,7 +76,7 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, str]:
     opts = options.view_as(pipeline.TFRecordGenOptions)
     flags.check_values(opts)
     FileSystems.set_options(options)  # Construction-time reads use the job's GCS settings (e.g. --no_auth).
-    source = sources.find_input(opts.input, opts.input_layout)
+    source = sources.find_input(opts.input, opts.input_layout, allow_missing_split_list=opts.allow_missing_split_list)
     existing = pipeline.existing_outputs(opts.output_dir)
     if existing and not opts.overwrite:
         raise OutputExistsError(
@@ -63,6 +85,7 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, str]:
         )
     settings = pipeline.JobSettings(
         resize=opts.resize,
+        max_pixels=opts.max_pixels,
         val_fraction=opts.val_fraction,
         split_seed=opts.split_seed,
         target_shard_bytes=int(opts.target_shard_mb * 1e6),
@@ -72,7 +95,32 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, str]:
     temp_dir = fs.join(opts.output_dir, f".tmp-{uuid.uuid4().hex}")
     p = beam.Pipeline(options=options)
     _ = p | "BuildTFRecords" >> pipeline.BuildTFRecords(source, settings, output_dir=opts.output_dir, temp_dir=temp_dir)
-    return p, opts.output_dir
+    return p, Outputs(output_dir=opts.output_dir, temp_dir=temp_dir)
+
+
+def remove_stale_temporaries(output_dir: str) -> None:
+    """Removes the temporary folders and files that killed runs left in ``output_dir`` (they hold no final data)."""
+    stale = fs.glob(fs.join(output_dir, ".tmp-*")) + [
+        p for p in fs.glob(fs.join(output_dir, "*")) if fs.is_temporary(p)
+    ]
+    if fs.is_remote(output_dir):  # Object stores list files, not folders.
+        stale += fs.glob(fs.join(output_dir, ".tmp-*", "*"))
+    if stale:
+        logger.info("removing %d temporary files or folders that earlier runs left in %s", len(stale), output_dir)
+        fs.delete(stale)
+
+
+def _prepare_output_dir(output_dir: str) -> None:
+    """Creates a local output directory (so an unwritable one fails here, in one line) and clears stale temporaries.
+
+    Raises:
+        OSError: if the directory cannot be created or cleaned.
+    """
+    if not fs.is_remote(output_dir):
+        os.makedirs(output_dir, exist_ok=True)
+        if not os.access(output_dir, os.W_OK):
+            raise PermissionError(f"--output_dir {output_dir!r} is not writable")
+    remove_stale_temporaries(output_dir)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -83,30 +131,59 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     from apache_beam.options.pipeline_options import StandardOptions, TestOptions
 
-    from beam_seg.data.pipeline import IncompleteOutputError
-
-    cli.configure_logging(reported=(IncompleteOutputError,))
-
+    cli.configure_logging()
     try:
-        p, output_dir = build_pipeline(argv)
+        p, outputs = build_pipeline(argv)
     except cli.UsageError as e:
         return cli.usage_exit_code(flags.PROG, e)
     except (ValueError, FileExistsError) as e:
         logger.error("%s", e)
         return cli.EXIT_USAGE
+    dry_run = p.options.view_as(TestOptions).dry_run
+    if not dry_run:
+        try:
+            _prepare_output_dir(outputs.output_dir)
+        except OSError as e:
+            logger.error("cannot prepare --output_dir %s: %s", outputs.output_dir, e)
+            return cli.EXIT_USAGE
     try:
-        p.run().wait_until_finish()
-    except Exception as e:
-        reason = cli.find_error(e, IncompleteOutputError)
-        if reason is None:
-            raise
-        logger.error("%s", reason)
+        result = p.run()
+        result.wait_until_finish()
+    except BaseException:
+        _remove_quietly(outputs.temp_dir)
+        raise
+    failures = [] if dry_run else job_failures(result)
+    if failures:
+        _remove_quietly(outputs.temp_dir)
+        more = f" (and {len(failures) - 1} more problems)" if len(failures) > 1 else ""
+        logger.error("%s%s", failures[0], more)
         return EXIT_FAILED
-    if p.options.view_as(TestOptions).dry_run:
+    if dry_run:
         logger.info("dry run: the %s job was built and not submitted", p.options.view_as(StandardOptions).runner)
         return EXIT_OK
-    print(summarize(output_dir))  # CLI summary.
+    print(summarize(outputs.output_dir))  # CLI summary.
     return EXIT_OK
+
+
+def job_failures(result: beam.runners.runner.PipelineResult) -> list[str]:
+    """Why a finished job wrote no complete set (its ``beam_seg:job_failures`` string set), sorted; empty if it did."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from beam_seg.data.pipeline import JOB_FAILURES
+
+    query = result.metrics().query(MetricsFilter().with_namespace("beam_seg").with_name(JOB_FAILURES))
+    found: set[str] = set()
+    for metric in query.get("string_sets", []):
+        found.update(metric.committed if metric.committed is not None else metric.attempted or ())
+    return sorted(found)
+
+
+def _remove_quietly(path: str) -> None:
+    """Removes a failed run's temporary folder; a failure to (e.g. on a full disk) is logged, never raised."""
+    try:
+        fs.delete([path])
+    except OSError as e:
+        logger.warning("could not remove the temporary folder %s: %s", path, e)
 
 
 def summarize(output_dir: str) -> str:

@@ -59,7 +59,7 @@ def entry_from_name(name: str) -> ListEntry:
 
 
 def parse_list_file(text: str, source: str = "<list>") -> list[ListEntry]:
-    """Parses a PETS list file; ``#`` lines and blank lines are skipped.
+    """Parses a PETS list file; ``#`` lines and blank lines are skipped, a UTF-8 byte-order mark is ignored.
 
     Args:
         text: The file's contents.
@@ -69,22 +69,28 @@ def parse_list_file(text: str, source: str = "<list>") -> list[ListEntry]:
         One entry per row, in file order.
 
     Raises:
-        ListFileError: on a row that is not ``name class_id species breed_id`` with valid ids.
+        ListFileError: on a row that is not ``name class_id species breed_id`` with ids written as plain decimal
+            digits (``int()`` would also take ``3_3`` or ``+3``), in range, and a species that matches the class.
     """
     entries = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()
-        try:
-            name, class_id, species = fields[0], int(fields[1]), int(fields[2])
-        except (IndexError, ValueError):
-            raise ListFileError(f"{source}:{lineno}: expected 'name class_id species breed_id', got {line!r}") from None
-        if not 1 <= class_id <= len(BREEDS) or species not in (1, 2):
+        if len(fields) != 4 or not all(f.isascii() and f.isdigit() for f in fields[1:]):
+            raise ListFileError(f"{source}:{lineno}: expected 'name class_id species breed_id', got {line!r}")
+        name, class_id, species, breed_id = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+        if not 1 <= class_id <= len(BREEDS) or species not in (1, 2) or breed_id < 1:
             raise ListFileError(
-                f"{source}:{lineno}: class id {class_id} or species {species} out of range "
-                f"(class 1..{len(BREEDS)}, species 1..2) in {line!r}"
+                f"{source}:{lineno}: class id {class_id}, species {species} or breed id {breed_id} out of range "
+                f"(class 1..{len(BREEDS)}, species 1..2, breed id >= 1) in {line!r}"
+            )
+        expected_species = 1 if BREEDS[class_id - 1] in CAT_BREEDS else 2
+        if species != expected_species:
+            raise ListFileError(
+                f"{source}:{lineno}: species {species} contradicts class {class_id} ({BREEDS[class_id - 1]}, species "
+                f"{expected_species}) in {line!r}"
             )
         entries.append(ListEntry(name=name, label=class_id - 1, species=species - 1))
     return entries

@@ -11,11 +11,22 @@ import argparse
 from beam_seg import cli
 from beam_seg.formats import ERRORS_NAME, SCHEMA_NAME, STATS_NAME
 
-__all__ = ["LOCAL_RUNNING_MODE", "PROG", "add_flags", "check_values", "help_parser", "parse_own_flags"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "LOCAL_RUNNING_MODE",
+    "PROG",
+    "add_flags",
+    "check_values",
+    "help_parser",
+    "parse_own_flags",
+]
 
 PROG = "python -m beam_seg.tfrecord_gen"
 # The local running mode: the fastest one measured by bench/tfrecord_gen.py.
 LOCAL_RUNNING_MODE = "multi_threading"
+# Largest image or trimap accepted, in pixels: PIL's own decompression-bomb warning limit (~89.5 MP), far above any
+# PETS image (the largest has a few MP).
+DEFAULT_MAX_PIXELS = 89_478_485
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +52,19 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Resize images and masks to SxS (bilinear with antialias for images, nearest for masks). "
         "Default: keep the source size and the source JPEG bytes.",
+    )
+    parser.add_argument(
+        "--max_pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="Largest image or trimap accepted, in pixels, checked from the file's header before decoding; larger "
+        "ones (decompression bombs) become image_too_large dead letters (default: %(default)s, PIL's own limit).",
+    )
+    parser.add_argument(
+        "--allow_missing_split_list",
+        action="store_true",
+        help="Accept an input with only one of annotations/trainval.txt and test.txt (the images the missing list "
+        "would name are then ignored as unlisted). Without it such an input is refused.",
     )
     parser.add_argument(
         "--val_fraction",
@@ -83,6 +107,8 @@ def check_values(opts: argparse.Namespace) -> None:
         raise cli.UsageError("--input and --output_dir are required (see --help)")
     if opts.resize is not None and not 8 <= opts.resize <= 4096:
         raise cli.UsageError(f"--resize {opts.resize} is out of range; use a side between 8 and 4096 pixels")
+    if opts.max_pixels < 1:
+        raise cli.UsageError(f"--max_pixels {opts.max_pixels} must be >= 1")
     if not 0.0 <= opts.val_fraction < 1.0:
         raise cli.UsageError(f"--val_fraction {opts.val_fraction} must be in [0, 1)")
     if opts.target_shard_mb <= 0:

@@ -11,11 +11,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import warnings
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from PIL import Image
 
 from beam_seg import cli, fs
 from beam_seg.data import codec, imaging, lists, sharding, sources
@@ -25,17 +27,21 @@ from beam_seg.data.stats import DatasetReportFn, SplitStats, example_stats
 from beam_seg.formats import ERRORS_NAME, SCHEMA_NAME, SPLITS, STATS_NAME, shard_pattern
 
 __all__ = [
+    "JOB_FAILURES",
     "BuildTFRecords",
     "IncompleteOutputError",
     "JobSettings",
     "TFRecordGenOptions",
     "existing_outputs",
+    "failures_of",
     "runs_on_many_workers",
 ]
 
 logger = logging.getLogger(__name__)
 
 _REPORT = "report"
+# The Beam string set through which the job reports why it could not write a complete set (see _FinalizeFn).
+JOB_FAILURES = "job_failures"
 
 
 class TFRecordGenOptions(PipelineOptions):
@@ -49,7 +55,7 @@ class TFRecordGenOptions(PipelineOptions):
 class IncompleteOutputError(RuntimeError):
     """The job would write a set that is not whole: no record at all, or records + errors != listed images.
 
-    Raised before anything in the output directory is touched, so an earlier complete set stays as it was.
+    Found before anything in the output directory is touched, so an earlier complete set stays as it was.
     """
 
 
@@ -64,6 +70,14 @@ def _ignored(reason: str) -> beam.pvalue.TaggedOutput:
     return beam.pvalue.TaggedOutput(_REPORT, (stats_lib.IGNORED, reason))
 
 
+def _read(payload: bytes | str) -> bytes:
+    """A file's bytes (see :func:`~beam_seg.data.sources.read_payload`); a file that cannot be read is a dead letter."""
+    try:
+        return sources.read_payload(payload)
+    except OSError as e:
+        raise imaging.BadInputError("unreadable_file", f"{payload}: {type(e).__name__}: {e}") from None
+
+
 class _PrepareExampleFn(beam.DoFn):
     """Turns one image name's joined files into a record, a dead-letter entry, or ignored files.
 
@@ -72,14 +86,24 @@ class _PrepareExampleFn(beam.DoFn):
     entry, or an ignored file's reason).
     """
 
-    def __init__(self, *, has_lists: bool, resize: int | None, val_fraction: float, seed: int) -> None:
+    def __init__(self, *, has_lists: bool, resize: int | None, max_pixels: int, val_fraction: float, seed: int) -> None:
         self._has_lists = has_lists
         self._resize = resize
+        self._max_pixels = max_pixels
         self._val_fraction = val_fraction
         self._seed = seed
         self._images_read = beam.metrics.Metrics.counter("beam_seg", "images_read")
         self._records_written = beam.metrics.Metrics.counter("beam_seg", "records_written")
         self._seen = 0
+
+    def setup(self) -> None:
+        """Lets PIL open every image up to ``max_pixels`` without its own bomb warning or error.
+
+        :func:`~beam_seg.data.imaging.prepare_pair` refuses larger ones from their headers; PIL's process-wide
+        limit would otherwise warn on stderr from half of it and refuse from twice its default.
+        """
+        Image.MAX_IMAGE_PIXELS = max(self._max_pixels, Image.MAX_IMAGE_PIXELS or 0)
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
     def process(self, element: tuple[str, dict[str, Iterable]]) -> Iterator:
         name, groups = element
@@ -89,6 +113,8 @@ class _PrepareExampleFn(beam.DoFn):
         for kind, reason in files:
             if kind == sources.IGNORED:
                 yield _ignored(reason)
+            elif kind == sources.FAILURE:
+                yield beam.pvalue.TaggedOutput(_REPORT, (stats_lib.FAILURE, reason))
         self._images_read.inc(len(images))
         if listed:
             split, label, species = listed[0]
@@ -119,7 +145,8 @@ class _PrepareExampleFn(beam.DoFn):
             yield _dead_letter(name, split, "pair", "missing_trimap", "no annotations/trimaps/<name>.png file")
             return
         try:
-            pair = imaging.prepare_pair(sources.read_payload(images[0]), sources.read_payload(trimaps[0]), self._resize)
+            image_bytes, trimap_bytes = _read(images[0]), _read(trimaps[0])
+            pair = imaging.prepare_pair(image_bytes, trimap_bytes, self._resize, max_pixels=self._max_pixels)
         except imaging.BadInputError as e:
             yield _dead_letter(name, split, "decode", e.reason, e.detail)
             return
@@ -151,26 +178,39 @@ class _PrepareExampleFn(beam.DoFn):
 
 
 class _FinalizeFn(beam.DoFn):
-    """Runs once, after every shard is written: checks the accounting, renames shards into place, writes reports."""
+    """Runs once, after every shard is written: checks the accounting, renames shards into place, writes reports.
+
+    A job that cannot produce a complete set (no records, an accounting mismatch, an unreadable archive, a shard or
+    report that cannot be written) does not raise: Finalize adds why to the ``beam_seg:job_failures`` string set and
+    emits nothing, the driver reports the reason in one line, and no runner prints tracebacks or retries a failure
+    that a retry cannot mend. Nothing is moved into the output directory then, except when a write fails midway
+    through the renames; ``stats.json`` is then missing, so the directory does not look complete.
+    """
 
     def __init__(self, *, output_dir: str, temp_dir: str, listed: int | None, config: dict[str, object]) -> None:
         self._output_dir = output_dir
         self._temp_dir = temp_dir
         self._listed = listed
         self._config = config
+        self._failures = beam.metrics.Metrics.string_set("beam_seg", JOB_FAILURES)
 
     def process(self, unused_impulse: bytes, report: dict | None, shards: list[dict]) -> Iterator[dict]:
         if report is None:  # Nothing at all was read: the report of an empty input.
             empty = DatasetReportFn()
             report = empty.extract_output(empty.create_accumulator())
-        stats = self._stats(report, shards)
-        try:
-            _check_complete(stats, report["errors"])
-        except IncompleteOutputError:
+        stats = self._stats(report, [s for s in shards if "error" not in s])
+        failures = failures_of(report, shards, stats)
+        if failures:
             fs.delete([self._temp_dir])
-            raise
-        self._publish(report["errors"], shards)
-        fs.write_bytes(fs.join(self._output_dir, STATS_NAME), json.dumps(stats, indent=2, sort_keys=True).encode())
+            for failure in failures:
+                self._failures.add(failure)
+            return
+        try:
+            self._publish(report["errors"], shards)
+            fs.write_bytes(fs.join(self._output_dir, STATS_NAME), json.dumps(stats, indent=2, sort_keys=True).encode())
+        except OSError as e:  # The temporary folder may still hold shards: the driver removes it.
+            self._failures.add(f"cannot finish the TFRecord set in {self._output_dir}: {e}")
+            return
         fs.delete([self._temp_dir])
         yield stats
 
@@ -219,6 +259,17 @@ class _FinalizeFn(beam.DoFn):
             FileSystems.rename([src for src, _ in moves], [dst for _, dst in moves])
 
 
+def failures_of(report: dict, shards: list[dict], stats: dict[str, object]) -> list[str]:
+    """Why the job cannot write a complete set (unreadable archives, unwritten shards, incomplete accounting)."""
+    failures = [*report["failures"], *sorted(s["error"] for s in shards if "error" in s)]
+    if not failures:
+        try:
+            _check_complete(stats, report["errors"])
+        except IncompleteOutputError as e:
+            failures.append(str(e))
+    return failures
+
+
 def _check_complete(stats: dict[str, object], errors: list[dict]) -> None:
     """Raises :class:`IncompleteOutputError` unless the set has records and accounts for every listed image."""
     records, failed, listed = stats["records"], stats["errors"], stats["listed"]
@@ -261,6 +312,7 @@ class JobSettings:
 
     Attributes:
         resize: Square side of stored images and masks, or ``None`` to keep the source size and bytes.
+        max_pixels: Largest image or trimap accepted, in pixels (larger ones are dead letters).
         val_fraction: Share of trainval carved out as val.
         split_seed: Seed of the stable hashes (val membership, shard and order).
         target_shard_bytes: Shard size target.
@@ -269,6 +321,7 @@ class JobSettings:
     """
 
     resize: int | None
+    max_pixels: int
     val_fraction: float
     split_seed: int
     target_shard_bytes: int
@@ -296,6 +349,7 @@ class BuildTFRecords(beam.PTransform):
             _PrepareExampleFn(
                 has_lists=source.listing is not None,
                 resize=settings.resize,
+                max_pixels=settings.max_pixels,
                 val_fraction=settings.val_fraction,
                 seed=settings.split_seed,
             )
@@ -320,6 +374,7 @@ class BuildTFRecords(beam.PTransform):
                 "input": source.root,
                 "input_layout": source.layout,
                 "resize": settings.resize,
+                "max_pixels": settings.max_pixels,
                 "val_fraction": settings.val_fraction,
                 "split_seed": settings.split_seed,
             },

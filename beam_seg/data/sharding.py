@@ -21,7 +21,14 @@ from apache_beam.io.filesystems import FileSystems
 from beam_seg.data.codec import frame_record
 from beam_seg.formats import shard_name
 
-__all__ = ["WriteShards", "is_val", "num_shards_for", "shard_key", "stable_hash", "write_tfrecord_file"]
+__all__ = [
+    "WriteShards",
+    "is_val",
+    "num_shards_for",
+    "shard_key",
+    "stable_hash",
+    "write_tfrecord_file",
+]
 
 _VAL_SALT = "beam_seg/val"
 _SHARD_SALT = "beam_seg/shard"
@@ -61,8 +68,20 @@ def write_tfrecord_file(path: str, records: Iterable[bytes]) -> tuple[int, int]:
     return count, size
 
 
+def _remove_partial(path: str) -> None:
+    try:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    except OSError:
+        pass  # The temporary folder goes as a whole when the job fails.
+
+
 class _WriteShardFn(beam.DoFn):
-    """Sorts one shard's records by key and writes them to the temporary directory."""
+    """Sorts one shard's records by key and writes them to the temporary directory.
+
+    A shard that cannot be written (a full disk, no permission) is reported as ``{"split", "name", "error"}``, which
+    fails the job at its end in one line, and the partial file is removed.
+    """
 
     def __init__(self, temp_dir: str) -> None:
         self._temp_dir = temp_dir
@@ -74,7 +93,12 @@ class _WriteShardFn(beam.DoFn):
         ordered = sorted(records)  # (shard key, name, bytes): a total order, so shard bytes are reproducible.
         name = shard_name(split, index, num_shards[split])
         temp_path = FileSystems.join(self._temp_dir, name)
-        count, size = write_tfrecord_file(temp_path, (record for _, _, record in ordered))
+        try:
+            count, size = write_tfrecord_file(temp_path, (record for _, _, record in ordered))
+        except OSError as e:
+            _remove_partial(temp_path)
+            yield {"split": split, "name": name, "error": f"cannot write {temp_path}: {e}"}
+            return
         beam.metrics.Metrics.counter("beam_seg", "shards_written").inc()
         yield {"split": split, "name": name, "temp_path": temp_path, "records": count, "bytes": size}
 
@@ -82,8 +106,8 @@ class _WriteShardFn(beam.DoFn):
 class WriteShards(beam.PTransform):
     """Writes ``(split, (shard key, name, serialized))`` records to sorted shards in ``temp_dir``.
 
-    Outputs one dict per shard written (``split``, ``name``, ``temp_path``, ``records``, ``bytes``);
-    a later step renames them into place.
+    Outputs one dict per shard written (``split``, ``name``, ``temp_path``, ``records``, ``bytes``), or per shard
+    that could not be written (``split``, ``name``, ``error``); a later step renames them into place.
     """
 
     def __init__(self, temp_dir: str, num_shards: beam.pvalue.AsSingleton) -> None:

@@ -9,9 +9,12 @@ disk; the extracted layout's folders are listed at construction and its files re
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
+import os
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 
 import apache_beam as beam
@@ -38,12 +41,17 @@ ARCHIVES: tuple[str, str] = ("images.tar.gz", "annotations.tar.gz")
 _SPLIT_LISTS: dict[str, str] = {"trainval": "annotations/trainval.txt", "test": "annotations/test.txt"}
 _IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-# File kinds in the (kind, payload) pairs of ReadPetsFiles.
-IMAGE, TRIMAP, IGNORED = "image", "trimap", "ignored"
+# File kinds in the (kind, payload) pairs of ReadPetsFiles; FAILURE's payload says why an archive could not be read.
+IMAGE, TRIMAP, IGNORED, FAILURE = "image", "trimap", "ignored", "failure"
 
 
 class InputError(ValueError):
-    """The ``--input`` location does not hold a PETS dataset in a layout we understand."""
+    """The ``--input`` location does not hold a PETS dataset in a layout we understand, or it is damaged."""
+
+
+# What tarfile and gzip raise on a truncated or corrupt .tar.gz.
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,22 +99,56 @@ def _has_files(pattern: str) -> bool:
     return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
 
 
+def _check_gzip(archive: str) -> None:
+    """Refuses an archive that is empty or not gzip-compressed, from its first bytes.
+
+    Raises:
+        InputError: naming the archive and what it starts with.
+    """
+    with FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        head = f.read(len(_GZIP_MAGIC))
+    if head != _GZIP_MAGIC:
+        what = "is empty (0 bytes)" if not head else f"is not a gzip file (it starts with {head!r})"
+        raise InputError(f"{archive} {what}; download it again")
+
+
 def _split_lists_from_archive(archive: str) -> dict[str, str]:
-    """Streams the annotations tarball once and returns the split lists' texts by split."""
+    """Streams the annotations tarball once and returns the split lists' texts by split.
+
+    Raises:
+        InputError: if the archive is truncated or corrupt.
+    """
     wanted = {path: split for split, path in _SPLIT_LISTS.items()}
     found: dict[str, str] = {}
-    with (
-        FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
-        tarfile.open(fileobj=raw, mode="r|gz") as tar,
-    ):
-        for member in tar:
-            name = member.name[2:] if member.name.startswith("./") else member.name
-            if member.isfile() and name in wanted:
-                found[wanted[name]] = tar.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+    try:
+        with (
+            FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+            tarfile.open(fileobj=raw, mode="r|gz") as tar,
+        ):
+            for member in tar:
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                if member.isfile() and name in wanted:
+                    found[wanted[name]] = _list_text(tar.extractfile(member).read(), f"{archive}:{name}")  # type: ignore[union-attr]
+    except _ARCHIVE_ERRORS as e:
+        raise InputError(f"{archive} is truncated or corrupt ({type(e).__name__}: {e}); download it again") from None
+    except OSError as e:
+        raise InputError(f"cannot read {archive} ({type(e).__name__}: {e})") from None
     return found
 
 
-def find_input(root: str, layout: str = "auto") -> PetsInput:
+def _list_text(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise lists.ListFileError(f"{source} is not UTF-8 text ({e})") from None
+
+
+def normalize_root(root: str) -> str:
+    """``--input`` in one spelling: an absolute, normalised local path, or a URI without trailing slashes."""
+    return root.rstrip("/") if fs.is_remote(root) else os.path.abspath(root)
+
+
+def find_input(root: str, layout: str = "auto", *, allow_missing_split_list: bool = False) -> PetsInput:
     """Locates the dataset under ``root`` and reads its split lists.
 
     Args:
@@ -114,12 +156,14 @@ def find_input(root: str, layout: str = "auto") -> PetsInput:
             with ``images/`` and ``annotations/trimaps/``.
         layout: ``"auto"`` (archives when both are present, else the extracted folders),
             ``"archives"`` or ``"extracted"``.
+        allow_missing_split_list: Accept one of ``trainval.txt``/``test.txt`` without the other.
 
     Raises:
-        InputError: if the layout is not found, naming the path and what was expected.
+        InputError: if the layout is not found, an archive is empty, truncated or corrupt, or only one split
+            list is present (and not allowed), naming the path and what was expected.
         lists.ListFileError: if a split list is malformed or names an image twice.
     """
-    root = root.rstrip("/")
+    root = normalize_root(root)
     archives = [FileSystems.join(root, name) for name in ARCHIVES]
     if layout == "auto":
         layout = "archives" if all(fs.exists(a) for a in archives) else "extracted"
@@ -127,6 +171,8 @@ def find_input(root: str, layout: str = "auto") -> PetsInput:
         missing = [a for a in archives if not fs.exists(a)]
         if missing:
             raise InputError(f"--input {root!r} lacks {missing}; expected both {list(ARCHIVES)}")
+        for archive in archives:
+            _check_gzip(archive)
         texts = _split_lists_from_archive(archives[1])
     elif layout == "extracted":
         if not _has_files(FileSystems.join(root, "images", "*")):
@@ -138,9 +184,16 @@ def find_input(root: str, layout: str = "auto") -> PetsInput:
         for split, rel in _SPLIT_LISTS.items():
             path = FileSystems.join(root, rel)
             if fs.exists(path):
-                texts[split] = fs.read_text(path)
+                texts[split] = _list_text(fs.read_bytes(path), path)
     else:
         raise InputError(f"unknown input layout {layout!r}; expected 'auto', 'archives' or 'extracted'")
+    if len(texts) == 1 and not allow_missing_split_list:
+        (present,) = texts
+        (absent,) = set(_SPLIT_LISTS) - set(texts)
+        raise InputError(
+            f"--input {root!r} has {_SPLIT_LISTS[present]} but no {_SPLIT_LISTS[absent]}, so every {absent} image "
+            "would be ignored as unlisted; restore the list, or pass --allow_missing_split_list if that is intended"
+        )
     listing = None
     if texts:
         listing = lists.merge_split_lists(
@@ -166,18 +219,30 @@ def _keyed(path: str, payload_fn: Callable[[], object]) -> Iterator[tuple[str, t
 
 
 class _ReadArchiveFn(beam.DoFn):
-    """Streams one tarball and emits its image/trimap folder members, keyed as :class:`ReadPetsFiles` says."""
+    """Streams one tarball and emits its image/trimap folder members, keyed as :class:`ReadPetsFiles` says.
+
+    A truncated or unreadable archive is a whole-input failure: it is emitted as a ``FAILURE`` item (which fails
+    the job at its end, in one line) rather than raised, since a retry cannot mend the file.
+    """
 
     def process(self, archive: str) -> Iterator[tuple[str, tuple[str, object]]]:
         """Yields ``(key, (kind, payload))`` for every member file of ``archive``."""
         logger.info("streaming %s", archive)
-        with (
-            FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
-            tarfile.open(fileobj=raw, mode="r|gz") as tar,
-        ):
-            for member in tar:
-                if member.isfile():
-                    yield from _keyed(member.name, lambda m=member: tar.extractfile(m).read())
+        members = 0
+        try:
+            with (
+                FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+                tarfile.open(fileobj=raw, mode="r|gz") as tar,
+            ):
+                for member in tar:
+                    if member.isfile():
+                        members += 1
+                        yield from _keyed(member.name, lambda m=member: tar.extractfile(m).read())
+        except _ARCHIVE_ERRORS as e:
+            problem = f"{archive} is truncated or corrupt ({type(e).__name__}: {e}, after {members} files)"
+            yield archive, (FAILURE, f"{problem}; download it again")
+        except OSError as e:
+            yield archive, (FAILURE, f"cannot read {archive} ({type(e).__name__}: {e}, after {members} files)")
 
 
 def listed_item(listed: tuple[str, lists.ListEntry]) -> tuple[str, int, int]:
@@ -232,7 +297,8 @@ class ReadPetsFiles(beam.PTransform):
     is the file's bytes when streamed from an archive (paired by name with a ``CoGroupByKey``), or its
     path in the extracted layout (paired from two folder listings by :func:`group_extracted_files`,
     read later by :func:`read_payload`). Junk such as ``._*`` and ``.mat`` files is keyed by its own
-    path, with kind ``"ignored"`` and the reason as payload, so it never pairs with anything.
+    path, with kind ``"ignored"`` and the reason as payload, so it never pairs with anything; so is an
+    archive that cannot be read to its end, with kind ``"failure"`` and the problem as payload.
     """
 
     def __init__(self, source: PetsInput, *, redistribute: bool = True) -> None:

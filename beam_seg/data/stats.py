@@ -127,7 +127,7 @@ class SplitStats:
 
 
 # Kinds of the items PrepareExamples reports to DatasetReportFn.
-STATS, ERROR, IGNORED = "stats", "error", "ignored"
+STATS, ERROR, IGNORED, FAILURE = "stats", "error", "ignored", "failure"
 
 
 @dataclasses.dataclass
@@ -137,14 +137,17 @@ class DatasetReport:
     splits: dict[str, SplitStats] = dataclasses.field(default_factory=dict)
     errors: list[dict[str, str]] = dataclasses.field(default_factory=list)
     ignored: Counter = dataclasses.field(default_factory=Counter)
+    failures: list[str] = dataclasses.field(default_factory=list)
 
 
 class DatasetReportFn(beam.CombineFn):
     """Combines everything the job reports into one dict, in one pass over one shuffle.
 
     Inputs are ``(STATS, split, ExampleStats)`` for each record, ``(ERROR, dead-letter entry)`` for
-    each listed image that could not become one, and ``(IGNORED, reason)`` for each junk file.
-    The output is ``{"splits": {split: summary}, "errors": [entries sorted], "ignored": {reason: n}}``.
+    each listed image that could not become one, ``(IGNORED, reason)`` for each junk file, and
+    ``(FAILURE, message)`` for a whole-input failure (a truncated archive), which fails the job.
+    The output is ``{"splits": {split: summary}, "errors": [entries sorted], "ignored": {reason: n},
+    "failures": [messages sorted]}``.
     """
 
     def create_accumulator(self) -> DatasetReport:
@@ -152,7 +155,7 @@ class DatasetReportFn(beam.CombineFn):
         return DatasetReport()
 
     def add_input(self, accumulator: DatasetReport, element: tuple) -> DatasetReport:
-        """Adds one ``(STATS, split, ExampleStats)``, ``(ERROR, entry)`` or ``(IGNORED, reason)`` item."""
+        """Adds one report item (``STATS``, ``ERROR``, ``IGNORED`` or ``FAILURE``; see the class docstring)."""
         kind = element[0]
         if kind == STATS:
             split = accumulator.splits.get(element[1])
@@ -163,8 +166,12 @@ class DatasetReportFn(beam.CombineFn):
             accumulator.errors.append(element[1])
         elif kind == IGNORED:
             accumulator.ignored[element[1]] += 1
+        elif kind == FAILURE:
+            accumulator.failures.append(element[1])
         else:
-            raise ValueError(f"unknown report item kind {kind!r}; expected {STATS!r}, {ERROR!r} or {IGNORED!r}")
+            raise ValueError(
+                f"unknown report item kind {kind!r}; expected {STATS!r}, {ERROR!r}, {IGNORED!r} or {FAILURE!r}"
+            )
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[DatasetReport]) -> DatasetReport:
@@ -176,6 +183,7 @@ class DatasetReportFn(beam.CombineFn):
                 merged.splits.setdefault(split, SplitStats()).merge(stats)
             merged.errors.extend(acc.errors)
             merged.ignored.update(acc.ignored)
+            merged.failures.extend(acc.failures)
         return merged
 
     def extract_output(self, accumulator: DatasetReport) -> dict[str, object]:
@@ -184,4 +192,5 @@ class DatasetReportFn(beam.CombineFn):
             "splits": {split: stats.summary() for split, stats in sorted(accumulator.splits.items())},
             "errors": sorted(accumulator.errors, key=lambda e: json.dumps(e, sort_keys=True)),
             "ignored": dict(sorted(accumulator.ignored.items())),
+            "failures": sorted(accumulator.failures),
         }

@@ -15,7 +15,11 @@ Re-running is safe: uploads already on the Hub are skipped, a commit that landed
 a version with identical content is a no-op. A model below ``--min_miou`` is not pushed. ``--dry_run`` touches no
 network; ``--rollback VERSION`` re-points the Space at an earlier version and uploads nothing.
 
-Exit codes: 0 pushed / dry run / rolled back, 1 failed, 2 bad input or no token, 3 not blessed.
+The model directory must be a complete training output: without ``model_config.json`` (written last by training) or
+``metrics.json`` the run is refused before any Hub call, with one line naming the file.
+
+Exit codes: 0 pushed / dry run / rolled back, 1 failed, 2 bad input (e.g. an incomplete model directory) or no token,
+3 not blessed.
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model_dir",
-        help="Training output directory (local or gs://): saved_model/, model_config.json, metrics.json, ... "
-        "Required unless --rollback.",
+        help="A complete training output directory (local or gs://): saved_model/, metrics.json, ... and "
+        "model_config.json, which training writes last (without it the run is refused). Required unless --rollback.",
     )
     parser.add_argument("--model_repo", help="Model repository on the Hub, user/name or org/name. Required.")
     parser.add_argument("--space_repo", help="Gradio Space to deploy, user/name (default: none, no Space is touched).")

@@ -1,7 +1,8 @@
 """What a publish will do, decided on the driver before any Hub call: the files, the card, the gate, the settings.
 
 :func:`make_plan` reads the training output directory (local or ``gs://``), renders the model card and the blessing
-gate, and returns a frozen :class:`PublishPlan` that the workers receive (no token in it).
+gate, and returns a frozen :class:`PublishPlan` that the workers receive (no token in it). It refuses a directory that
+is not a complete training output: without ``model_config.json`` (which training writes last) or ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -110,16 +111,29 @@ def default_version(now: float | None = None) -> str:
     return "v" + moment.strftime("%Y%m%dT%H%M%SZ")
 
 
-def _read_json(model_dir: str, name: str) -> dict[str, Any]:
+def _read_part(model_dir: str, name: str) -> dict[str, Any]:
+    """One JSON file of a complete training output (``model_config.json``, ``metrics.json``).
+
+    Raises:
+        FileNotFoundError: the file does not exist: the directory is not a complete training output.
+        ValueError: the file is not a JSON object.
+    """
     path = fs.join(model_dir, name)
     if not fs.exists(path):
-        logger.warning("%s has no %s; the model card will lack what it holds", model_dir, name)
-        return {}
+        written = f"{CONFIG_NAME} is written last" if name == CONFIG_NAME else f"{name} is written before {CONFIG_NAME}"
+        raise FileNotFoundError(
+            f"{path} does not exist: {model_dir} is not a complete training output ({written}); make it with "
+            f"python -m beam_seg.train --data_dir DIR --output_dir {model_dir}"
+        )
     try:
         value = fs.read_json(path)
     except ValueError as e:
         raise ValueError(f"{e}; is --model_dir a complete training output?") from None
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path} holds a JSON {type(value).__name__}, not an object; is --model_dir a training output?"
+        )
+    return value
 
 
 def list_model_files(model_dir: str) -> list[SourceFile]:
@@ -208,7 +222,8 @@ def make_plan(opts: Any, *, runner: str, started: float) -> PublishPlan:
 
     Raises:
         ValueError: an unusable model directory or template file (quoting the path).
-        FileNotFoundError: a missing model directory or Space template.
+        FileNotFoundError: a missing model directory or Space template, or a model directory that is not a complete
+            training output (no ``model_config.json``, which training writes last, or no ``metrics.json``).
     """
     version = versions.validate_version(opts.rollback or opts.version or default_version(started))
     template = space.load_template(opts.app_dir) if opts.space_repo else None
@@ -220,11 +235,12 @@ def make_plan(opts: Any, *, runner: str, started: float) -> PublishPlan:
     blessing = None
     if not opts.rollback:
         assert model_dir is not None
+        # model_config.json first: training writes it last, so without it nothing else in the directory counts.
+        config = _read_part(model_dir, CONFIG_NAME)
+        metrics = _read_part(model_dir, METRICS_NAME)
         saved_model = fs.join(model_dir, SAVED_MODEL_DIR, "saved_model.pb")
         if not fs.exists(saved_model):
             raise FileNotFoundError(f"{saved_model} does not exist; --model_dir must be a training output directory")
-        config = _read_json(model_dir, CONFIG_NAME)
-        metrics = _read_json(model_dir, METRICS_NAME)
         blessing = model_card.evaluate_blessing(metrics, opts.min_miou)
         planned = list_model_files(model_dir)
         names = [f.path_in_repo for f in planned] + [CARD_NAME]

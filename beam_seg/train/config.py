@@ -155,8 +155,8 @@ def build_parser() -> cli.StrictArgumentParser:
     p.add_argument(
         "--data_dir",
         required=True,
-        help="Directory (local or gs://) with {train,val,test}-*.tfrecord "
-        "shards and stats.json as written by beam_seg.tfrecord_gen. Required.",
+        help="A complete output directory (local or gs://) of beam_seg.tfrecord_gen: stats.json and exactly the "
+        "{train,val,test}-*.tfrecord shards it names. Required.",
     )
     p.add_argument(
         "--output_dir",
@@ -296,8 +296,8 @@ def build_parser() -> cli.StrictArgumentParser:
         "--no_validate_records",
         dest="validate_records",
         action="store_false",
-        help="Skip the pre-training scan that reads every record once to find corrupt shards and "
-        "records without the expected features (counts then come from stats.json).",
+        help="Skip the check before the first step that reads and decodes every record once (corrupt shards, "
+        "records without the expected features, images or masks that do not decode or disagree in size).",
     )
     p.add_argument(
         "--num_predictions",

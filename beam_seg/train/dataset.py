@@ -7,8 +7,11 @@ are a pure function of ``(seed, epoch)``: every epoch is its own sub-pipeline se
 and augmentation uses stateless random ops keyed by the element's position, so a run resumed at
 epoch ``k`` sees exactly the batches an uninterrupted run would have seen.
 
-Shards are checked before training (:func:`scan_shards`) so that a corrupt file or a record
-without the expected features is reported with its file name rather than deep inside ``fit``.
+Training reads only a complete ``tfrecord_gen`` output: :func:`read_stats` refuses a directory without
+``stats.json`` (written last), and :func:`data_shards` returns exactly the shards it names, refusing a directory
+where one is missing or where a shard it does not name lies beside them. :func:`validate_records` then reads,
+parses and decodes every record once, so that a corrupt file, a record without the expected features or an image
+that does not decode is reported with its shard and ``file_name`` before the first step, not deep inside ``fit``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from beam_seg import fs
-from beam_seg.formats import FEATURES, STATS_NAME, shard_pattern
+from beam_seg.formats import FEATURES, SPLITS, STATS_NAME, shard_pattern
+from beam_seg.pets import MASK_CLASSES
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -28,10 +34,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_NORMALIZATION",
     "CorruptShardError",
+    "IncompleteDataError",
     "InputDataError",
     "NoShardsError",
     "Normalization",
+    "RecordCountError",
     "RecordFormatError",
+    "data_shards",
     "decode_tensors",
     "eval_dataset",
     "feature_spec",
@@ -40,14 +49,14 @@ __all__ = [
     "parse_example",
     "preprocess_eval",
     "read_stats",
-    "scan_shards",
     "steps_for",
     "train_dataset",
+    "validate_records",
 ]
 
 logger = logging.getLogger(__name__)
 
-_SCAN_BATCH = 256
+_MAKE_DATA = "python -m beam_seg.tfrecord_gen --input DIR --output_dir"
 # Salt of the per-epoch seeds, so that the data order does not correlate with weight initialisation.
 _DATA_SALT = 0x5EED_DA7A
 
@@ -60,8 +69,16 @@ class NoShardsError(InputDataError, FileNotFoundError):
     """No ``<split>-*-of-*.tfrecord`` shards in the data directory."""
 
 
+class IncompleteDataError(InputDataError, FileNotFoundError):
+    """The data directory is not one complete ``tfrecord_gen`` set: no ``stats.json``, or not the shards it names."""
+
+
 class RecordFormatError(InputDataError):
-    """A record that is not a beam_seg example (a missing feature, or one of the wrong type)."""
+    """A record that training cannot use (a missing feature, an image that does not decode, sizes that disagree)."""
+
+
+class RecordCountError(InputDataError):
+    """The shards hold another number of good records than ``stats.json`` counts."""
 
 
 class CorruptShardError(InputDataError):
@@ -96,26 +113,109 @@ def list_shards(data_dir: str, split: str, *, required: bool = True) -> list[str
     return files
 
 
-def read_stats(data_dir: str) -> dict | None:
-    """The data directory's ``stats.json`` (written last by ``tfrecord_gen``), or ``None`` if absent."""
+def _file_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1] if fs.is_remote(path) else os.path.basename(path)
+
+
+def _directory(path: str) -> str:
+    return path.rsplit("/", 1)[0] if fs.is_remote(path) else os.path.dirname(path)
+
+
+def _regenerate(data_dir: str) -> str:
+    return f"regenerate the set with {_MAKE_DATA} {data_dir} --overwrite"
+
+
+def read_stats(data_dir: str) -> dict[str, Any]:
+    """The data directory's ``stats.json``, which ``tfrecord_gen`` writes last: its presence marks a complete set.
+
+    Raises:
+        IncompleteDataError: there is no ``stats.json`` (no set, or one whose job did not finish).
+        InputDataError: ``stats.json`` is not valid JSON or lacks the shard list or record count of a split.
+    """
     path = fs.join(data_dir, STATS_NAME)
     if not fs.exists(path):
-        return None
+        # Shards without stats.json: the job did not finish, and a new run has to replace what it left.
+        leftovers = any(list_shards(data_dir, split, required=False) for split in SPLITS)
+        raise IncompleteDataError(
+            f"{path} does not exist: {data_dir} is not a complete tfrecord_gen output ({STATS_NAME} is written "
+            f"last); make it with {_MAKE_DATA} {data_dir}" + (" --overwrite" if leftovers else "")
+        )
     try:
-        return fs.read_json(path)
+        stats = fs.read_json(path)
     except ValueError as e:
-        raise InputDataError(f"{e}; regenerate the data with python -m beam_seg.tfrecord_gen") from None
+        raise InputDataError(f"{e}; {_regenerate(data_dir)}") from None
+    for split in SPLITS:
+        try:
+            names, count = stats["shards"][split], stats["splits"][split]["num_examples"]
+        except (TypeError, KeyError) as e:
+            raise InputDataError(f"{path} lacks {e} of split {split!r}; {_regenerate(data_dir)}") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not isinstance(count, int):
+            raise InputDataError(
+                f"{path}: split {split!r} has shards {names!r} and num_examples {count!r}, expected a list of file "
+                f"names and a count; {_regenerate(data_dir)}"
+            )
+    return stats
 
 
-def load_normalization(stats: dict | None) -> Normalization:
-    """The train split's channel mean/std from ``stats.json``, else :data:`DEFAULT_NORMALIZATION`."""
+def data_shards(data_dir: str, stats: dict[str, Any]) -> dict[str, list[str]]:
+    """The shard paths ``stats.json`` names, per split that has any; exactly the shards of the directory.
+
+    Args:
+        data_dir: The ``tfrecord_gen`` output directory (local or ``gs://``).
+        stats: Its ``stats.json`` (:func:`read_stats`).
+
+    Raises:
+        NoShardsError: ``stats.json`` names no train shard.
+        IncompleteDataError: a shard it names does not exist, or the directory holds a shard it does not name (left
+            over from another set).
+    """
+    stats_path = fs.join(data_dir, STATS_NAME)
+    files: dict[str, list[str]] = {}
+    for split in SPLITS:
+        named = stats["shards"][split]
+        present = {_file_name(p): p for p in list_shards(data_dir, split, required=False)}
+        missing = [name for name in named if name not in present]
+        if missing:
+            raise IncompleteDataError(
+                f"{fs.join(data_dir, missing[0])} does not exist but {stats_path} names it"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + f": {data_dir} is not a complete tfrecord_gen output; {_regenerate(data_dir)}"
+            )
+        stray = sorted(set(present) - set(named))
+        if stray:
+            raise IncompleteDataError(
+                f"{present[stray[0]]} is not one of the {split} shards {stats_path} names"
+                + (f" (nor are {len(stray) - 1} more)" if len(stray) > 1 else "")
+                + f": it is left over from another TFRecord set; {_regenerate(data_dir)}, which removes it"
+            )
+        if named:
+            files[split] = [present[name] for name in named]
+    if "train" not in files:
+        raise NoShardsError(
+            f"{stats_path} names no train shard: the set has no training records; make one from an input with "
+            f"trainval images with {_MAKE_DATA} {data_dir} --overwrite"
+        )
+    return files
+
+
+def load_normalization(stats: dict[str, Any]) -> Normalization:
+    """The train split's channel mean/std from ``stats.json`` (:data:`DEFAULT_NORMALIZATION` if a std is 0).
+
+    Raises:
+        InputDataError: ``stats.json`` lacks them, or they are not three numbers each.
+    """
     try:
-        train = stats["splits"]["train"]  # type: ignore[index]
+        train = stats["splits"]["train"]
         mean = tuple(float(v) for v in train["channel_mean"])
         std = tuple(float(v) for v in train["channel_std"])
-    except (TypeError, KeyError, ValueError):
-        return DEFAULT_NORMALIZATION
-    if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std) or train.get("num_examples", 0) == 0:
+    except (TypeError, KeyError, ValueError) as e:
+        raise InputDataError(
+            f"{STATS_NAME} has no usable splits.train.channel_mean/channel_std ({type(e).__name__}: {e}); regenerate "
+            "the set with python -m beam_seg.tfrecord_gen --overwrite"
+        ) from None
+    if len(mean) != 3 or len(std) != 3:
+        raise InputDataError(f"{STATS_NAME}: splits.train.channel_mean {mean} / channel_std {std} are not RGB")
+    if not all(s > 0 for s in std):
         return DEFAULT_NORMALIZATION
     return Normalization(mean=mean, std=std, source="stats.json:splits.train")  # type: ignore[arg-type]
 
@@ -147,48 +247,157 @@ def decode_tensors(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor
     return image, mask
 
 
-def _first_bad_record(path: str) -> str:
-    """Finds the first record of ``path`` that is not a beam_seg example and says why (slow path)."""
-    import tensorflow as tf
-
-    for index, serialized in enumerate(tf.data.TFRecordDataset(path)):
-        try:
-            features = tf.train.Example.FromString(serialized.numpy()).features.feature
-        except Exception as e:
-            return f"record {index} is not a tf.train.Example ({e})"
-        for name, kind in FEATURES.items():
-            found = features[name].WhichOneof("kind") if name in features else None
-            if found != f"{kind}_list" or len(getattr(features[name], found).value) != 1:
-                return f"record {index}: feature {name!r} is {found or 'missing'}, expected one {kind} value"
-    return "a record does not match the beam_seg record format"
+_TF_NOISE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\](\s*name:.*)?$")
 
 
-def scan_shards(files: Sequence[str]) -> int:
-    """Reads and parses every record of ``files`` once (no image decoding) and returns the count.
+def _tf_message(error: Exception) -> str:
+    """The first line of a TensorFlow error without its graph-node prefix and ``[Op:...]`` suffix."""
+    lines = (getattr(error, "message", None) or str(error)).strip().splitlines()
+    return _TF_NOISE.sub("", lines[0]).strip().rstrip(".") if lines else type(error).__name__
 
-    Raises:
-        CorruptShardError: naming the file whose TFRecord framing is broken.
-        RecordFormatError: naming the file and record that lacks a feature or has a wrong type.
+
+def _check_record(features: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Graph checks of one parsed record (fast path): image and mask decode, their sizes match, class ids in range.
+
+    Returns the scalar int64 ``1``; a bad record raises instead (and is skipped by ``ignore_errors``).
     """
     import tensorflow as tf
 
-    spec = feature_spec()
+    image, mask = decode_tensors(features)
+    size = tf.stack([features["height"], features["width"]])
+    checks = [
+        tf.debugging.assert_equal(tf.shape(mask, out_type=tf.int64)[:2], size, message="mask size != height/width"),
+        tf.debugging.assert_less(tf.reduce_max(mask), tf.constant(len(MASK_CLASSES), tf.uint8), message="class id"),
+    ]
+    with tf.control_dependencies([image, *checks]):
+        return tf.constant(1, tf.int64)
+
+
+def _count_good_records(files: Sequence[str]) -> list[int]:
+    """Per file, the records that parse, decode and pass :func:`_check_record`; bad records and framing are skipped.
+
+    One parallel tf.data pass over every file (one traced pipeline, however many splits).
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    count = len(files)
+
+    def read(index: tf.Tensor, path: tf.Tensor) -> tf.data.Dataset:
+        return tf.data.TFRecordDataset(path).map(lambda s: (index, s))
+
+    good = (
+        tf.data.Dataset.from_tensor_slices((tf.range(count), tf.constant(list(files))))
+        # (file index, path) -> (file index, serialized record)
+        .interleave(read, cycle_length=min(count, 8), num_parallel_calls=autotune, deterministic=False)
+        # -> file index of each good record; a bad one raises, and ignore_errors drops it
+        .map(lambda i, s: (i, _check_record(parse_example(s))), num_parallel_calls=autotune, deterministic=False)
+        .ignore_errors()
+        .map(lambda i, unused_one: i)
+        .batch(1024)
+    )
+    totals = good.reduce(tf.zeros([count], tf.int32), lambda acc, ids: acc + tf.math.bincount(ids, minlength=count))
+    return [int(n) for n in totals.numpy()]
+
+
+def _record_problem(serialized: bytes) -> tuple[str | None, str | None]:
+    """``(file_name, what is wrong)`` of one record, eagerly (slow path); ``what`` is ``None`` for a good record."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    try:
+        features = tf.train.Example.FromString(serialized).features.feature
+    except DecodeError as e:
+        return None, f"is not a tf.train.Example ({e})"
+    values: dict[str, Any] = {}
+    name = None
+    if "file_name" in features and len(features["file_name"].bytes_list.value) == 1:
+        name = features["file_name"].bytes_list.value[0].decode("utf-8", "replace")
+    for feature, kind in FEATURES.items():
+        found = features[feature].WhichOneof("kind") if feature in features else None
+        if found != f"{kind}_list" or len(getattr(features[feature], found).value) != 1:
+            return name, f"feature {feature!r} is {found or 'missing'}, expected one {kind} value"
+        values[feature] = getattr(features[feature], found).value[0]
+    try:
+        image = tf.io.decode_image(values["image"], channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError as e:
+        return name, f"its image ({len(values['image'])} bytes) does not decode: {_tf_message(e)}"
+    try:
+        mask = tf.io.decode_png(values["mask"], channels=1)
+    except tf.errors.InvalidArgumentError as e:
+        return name, f"its mask ({len(values['mask'])} bytes) does not decode as a PNG: {_tf_message(e)}"
+    record = (values["height"], values["width"])
+    image_size, mask_size = tuple(image.shape[:2]), tuple(mask.shape[:2])
+    if image_size != record or mask_size != record:
+        return name, (
+            f"height/width say {record[0]}x{record[1]} but the image is {image_size[0]}x{image_size[1]} and the mask "
+            f"{mask_size[0]}x{mask_size[1]}"
+        )
+    top = int(tf.reduce_max(mask))
+    if top >= len(MASK_CLASSES):
+        return name, f"its mask holds class id {top}; the classes are 0..{len(MASK_CLASSES) - 1}"
+    return name, None
+
+
+def _raise_first_bad_record(files: Sequence[str]) -> int:
+    """Reads ``files`` eagerly, raising on the first bad record or broken framing; returns the count if all are good.
+
+    Raises:
+        CorruptShardError: naming the file whose TFRecord framing is broken.
+        RecordFormatError: naming the file, the record's index and ``file_name``, and what is wrong.
+    """
+    import tensorflow as tf
+
     total = 0
     for path in files:
-        dataset = tf.data.TFRecordDataset(path).batch(_SCAN_BATCH).map(lambda s: tf.io.parse_example(s, spec)["label"])
+        index = 0
         try:
-            for labels in dataset:
-                total += int(labels.shape[0])
+            for serialized in tf.data.TFRecordDataset(path):
+                name, problem = _record_problem(serialized.numpy())
+                if problem:
+                    which = f"record {index}" + (f" (file_name {name!r})" if name is not None else "")
+                    raise RecordFormatError(f"shard {path}: {which}: {problem}; {_regenerate(_directory(path))}")
+                index += 1
         except tf.errors.DataLossError as e:
             raise CorruptShardError(
-                f"shard {path} is corrupt ({e.message.splitlines()[0]}); regenerate the data with tfrecord_gen"
+                f"shard {path} is corrupt after {index} records ({_tf_message(e)}); {_regenerate(_directory(path))}"
             ) from None
-        except tf.errors.InvalidArgumentError as e:
-            raise RecordFormatError(
-                f"shard {path}: {_first_bad_record(path)} (TensorFlow: {e.message.splitlines()[0]}); "
-                "the file was not written by this version of beam_seg.tfrecord_gen"
-            ) from None
+        total += index
     return total
+
+
+def validate_records(files: Mapping[str, Sequence[str]], *, num_examples: Mapping[str, int]) -> None:
+    """Reads, parses and decodes every record once and checks that each split has its ``num_examples`` good records.
+
+    A good record has every feature of the format, an image and a PNG mask that decode, image and mask sizes equal
+    to its ``height``/``width``, and class ids below the number of classes. The fast path counts good records in
+    one parallel tf.data pass over all the shards (bad ones skipped); only for a split whose count is not its
+    ``num_examples`` does a slow eager pass find the first bad record to name it.
+
+    Args:
+        files: Shard paths per split.
+        num_examples: The records ``stats.json`` counts per split.
+
+    Raises:
+        CorruptShardError: naming the file whose TFRecord framing is broken.
+        RecordFormatError: naming the file, the record's index and ``file_name``, and what is wrong with it.
+        RecordCountError: every record of a split is good, but there are not ``num_examples`` of them.
+    """
+    paths = [path for split in files for path in files[split]]
+    good = dict(zip(paths, _count_good_records(paths), strict=True)) if paths else {}
+    for split, split_files in files.items():
+        if sum(good[path] for path in split_files) == num_examples[split]:
+            continue
+        found = _raise_first_bad_record(split_files)
+        where = (
+            f"{split_files[0]} holds"
+            if len(split_files) == 1
+            else f"{split_files[0]} and {len(split_files) - 1} more {split} shards hold"
+        )
+        raise RecordCountError(
+            f"{where} {found} records but {STATS_NAME} counts {num_examples[split]}: they are not the set it "
+            f"describes; {_regenerate(_directory(split_files[0]))}"
+        )
 
 
 def steps_for(num_examples: int, batch_size: int, cap: int | None = None) -> int:
@@ -287,7 +496,7 @@ def train_dataset(
 
     Args:
         files: Train shard paths.
-        num_examples: Records in ``files`` (from :func:`scan_shards`).
+        num_examples: Records in ``files`` (from ``stats.json``, checked by :func:`validate_records`).
         image_size: Output side ``S``.
         batch_size: Global batch size.
         steps_per_epoch: Batches per epoch.

@@ -1,8 +1,9 @@
 """Stage 2's command line: ``python -m beam_seg.train --data_dir DIR --output_dir DIR [--epochs N] [--resume]``.
 
-Trains, evaluates and exports as :mod:`beam_seg.train.trainer` describes. Exit codes: 0 ok; 2 bad flags or data (no
-shards, a corrupt shard, a record missing a feature: one line naming the file); 3 the loss became NaN (the last good
-checkpoint is kept, nothing is exported).
+Trains, evaluates and exports as :mod:`beam_seg.train.trainer` describes. Exit codes: 0 ok; 2 bad flags or data, one
+line ``python -m beam_seg.train: ...`` on stderr naming the file (no ``stats.json``, shards other than the ones it
+names, a corrupt shard, a record that lacks a feature or whose image does not decode; nothing is written then);
+3 the loss became NaN (the last good checkpoint is kept, nothing is exported).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         result = trainer.train(config)
     except (trainer.input_pipeline.InputDataError, trainer.OutputExistsError, cli.UsageError) as e:
-        logger.error("%s", e)
+        print(f"{PROG}: {cli.first_line(e)}", file=sys.stderr)  # CLI error line, as for a bad flag.
         return cli.EXIT_USAGE
     except trainer.TrainingDivergedError as e:
         logger.error("%s", e)

@@ -2,9 +2,12 @@
 
 Writes a flat ``--output_dir`` that the publish stage uploads as a model repo and the loader reads:
 ``saved_model/`` (see :mod:`beam_seg.train.export` for its signatures), ``model_config.json`` (written
-last: a directory without it is incomplete), ``metrics.json``, ``history.json``,
-``training_curves.png``, ``predictions.png``, and ``checkpoints/`` (model, optimizer, epoch and
-history after every epoch; ``--resume`` continues from the newest).
+last: a directory without it is incomplete; a run removes the previous run's before it writes anything else),
+``metrics.json``, ``history.json``, ``training_curves.png``, ``predictions.png``, and ``checkpoints/`` (model,
+optimizer, epoch and history after every epoch; ``--resume`` continues from the newest).
+
+It reads only a complete stage-1 output: the shards ``stats.json`` names, each record checked before the first step
+(:func:`beam_seg.train.dataset.validate_records`; ``--no_validate_records`` skips that).
 
 The model is always built and compiled inside a ``tf.distribute`` strategy scope:
 ``MirroredStrategy`` when more than one GPU is visible, the default strategy otherwise, so the CPU
@@ -34,6 +37,7 @@ from beam_seg.formats import (
     METRICS_NAME,
     PREDICTIONS_NAME,
     SAVED_MODEL_DIR,
+    STATS_NAME,
 )
 from beam_seg.pets import MASK_CLASSES, PALETTE
 from beam_seg.train import dataset as input_pipeline
@@ -92,32 +96,28 @@ class TrainResult:
 class _Data:
     files: dict[str, list[str]]
     counts: dict[str, int]
-    stats: dict | None
+    stats: dict[str, Any]
 
 
 def _load_data(config: TrainConfig) -> _Data:
-    """Finds the shards of every split and (by default) reads every record once to validate them."""
-    files = {"train": input_pipeline.list_shards(config.data_dir, "train")}
-    for split in EVAL_SPLITS:
-        split_files = input_pipeline.list_shards(config.data_dir, split, required=False)
-        if split_files:
-            files[split] = split_files
+    """The shards ``stats.json`` names (a complete set, nothing else) and, by default, every record validated once.
+
+    Raises:
+        input_pipeline.InputDataError: no ``stats.json``, shards that are not the set it names, a bad record.
+    """
     stats = input_pipeline.read_stats(config.data_dir)
-    if stats is None:
-        logger.warning(
-            "%s has no stats.json (incomplete tfrecord_gen output?); normalising with 127.5/127.5", config.data_dir
+    files = input_pipeline.data_shards(config.data_dir, stats)
+    counts = {split: int(stats["splits"][split]["num_examples"]) for split in files}
+    if counts["train"] == 0:
+        raise input_pipeline.InputDataError(
+            f"{fs.join(config.data_dir, STATS_NAME)} counts no train records in the shards {files['train']}"
         )
     if config.validate_records:
-        counts = {split: input_pipeline.scan_shards(paths) for split, paths in files.items()}
-    else:
-        try:
-            counts = {split: int(stats["splits"][split]["num_examples"]) for split in files}  # type: ignore[index]
-        except (TypeError, KeyError) as e:
-            raise input_pipeline.InputDataError(
-                f"--no_validate_records needs record counts from {config.data_dir}/stats.json, which lacks {e}"
-            ) from None
-    if counts["train"] == 0:
-        raise input_pipeline.InputDataError(f"the train shards {files['train']} hold no records")
+        import tensorflow  # noqa: F401 - imported (seconds) before the clock starts: the log line times the check.
+
+        started = time.monotonic()
+        input_pipeline.validate_records(files, num_examples=counts)
+        logger.info("validated %d records in %.1fs", sum(counts.values()), time.monotonic() - started)
     if "val" not in files:
         logger.warning("no val shards in %s: no per-epoch validation; metrics.json will lack 'val'", config.data_dir)
     logger.info(
@@ -157,7 +157,7 @@ def _dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def _normalization(config: TrainConfig, stats: dict | None) -> input_pipeline.Normalization:
+def _normalization(config: TrainConfig, stats: dict[str, Any]) -> input_pipeline.Normalization:
     if config.model == "mobilenetv2_unet":
         return dataclasses.replace(input_pipeline.DEFAULT_NORMALIZATION, source="mobilenetv2 preprocessing")
     return input_pipeline.load_normalization(stats)
@@ -178,7 +178,7 @@ def _build_model(
     )
 
 
-def class_weights_for(config: TrainConfig, stats: dict | None) -> tuple[float, ...] | None:
+def class_weights_for(config: TrainConfig, stats: dict[str, Any]) -> tuple[float, ...] | None:
     """The cross-entropy class weights ``--class_weights`` asks for (``None``: unweighted).
 
     ``inverse_sqrt`` reads the train split's ``class_pixel_fractions`` from ``stats.json``; without
@@ -188,7 +188,7 @@ def class_weights_for(config: TrainConfig, stats: dict | None) -> tuple[float, .
     if explicit is not None or config.class_weights == "none":
         return explicit
     try:
-        fractions = stats["splits"]["train"]["class_pixel_fractions"]  # type: ignore[index]
+        fractions = stats["splits"]["train"]["class_pixel_fractions"]
         return seg_metrics.inverse_sqrt_class_weights([float(fractions[name]) for name in MASK_CLASSES])
     except (TypeError, KeyError, ValueError) as e:
         logger.warning(
@@ -271,6 +271,18 @@ def _prepare_checkpoints(config: TrainConfig, checkpoint_dir: str) -> str | None
     tf.io.gfile.makedirs(checkpoint_dir)
     fs.write_json(saved_config, config.to_dict())
     return latest
+
+
+def _withdraw_completeness_marker(output_dir: str) -> None:
+    """Deletes a previous run's ``model_config.json`` before this run writes anything a reader would publish.
+
+    Until this run writes its own (last), the directory then reads as incomplete: a run killed halfway through
+    training or export never leaves new files beside an old marker.
+    """
+    marker = fs.join(output_dir, CONFIG_NAME)
+    if fs.exists(marker):
+        logger.info("removing the previous run's %s: %s is incomplete until this run exports", CONFIG_NAME, output_dir)
+        fs.delete([marker])
 
 
 def _predictions_png(model: keras.Model, dataset: tf.data.Dataset, count: int) -> bytes:
@@ -519,8 +531,10 @@ def train(config: TrainConfig) -> TrainResult:
     """Trains, evaluates and exports as configured; see the module docstring for the outputs.
 
     Raises:
-        input_pipeline.InputDataError: no shards, a corrupt shard or unusable data (names the file).
-        input_pipeline.RecordFormatError: a record lacks a feature or has a wrong type (names file and record).
+        input_pipeline.IncompleteDataError: no ``stats.json``, or shards other than those it names (names the file).
+        input_pipeline.InputDataError: no train shards, a corrupt shard or unusable data (names the file).
+        input_pipeline.RecordFormatError: a record lacks a feature, has a wrong type, or its image or mask does not
+            decode or has another size (names the shard, the record and its ``file_name``).
         OutputExistsError: checkpoints exist and neither ``--resume`` nor ``--overwrite`` was given.
         ConfigError: the flags cannot work together (e.g. resuming a different architecture).
         TrainingDivergedError: the loss became NaN/inf; the newest checkpoint is the last good epoch.
@@ -530,6 +544,7 @@ def train(config: TrainConfig) -> TrainResult:
     if not fs.is_remote(config.output_dir):
         os.makedirs(config.output_dir, exist_ok=True)
     latest = _prepare_checkpoints(config, fs.join(config.output_dir, CHECKPOINT_DIR))
+    _withdraw_completeness_marker(config.output_dir)
     state = _start(config, data, latest)
     _fit(state)
     # The published model: a float32 copy outside any strategy, so serving never depends on the training setup.
