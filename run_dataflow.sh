@@ -44,6 +44,7 @@ PETS_URL="${PETS_URL:-https://thor.robots.ox.ac.uk/datasets/pets}"
 PETS_ARCHIVES=(images.tar.gz annotations.tar.gz)
 ARTIFACT_REPO="${ARTIFACT_REPO:-beam-seg}"
 TRAIN_DOCKERFILE="$REPO/docker/train.Dockerfile"
+WORKER_DOCKERFILE="$REPO/docker/worker.Dockerfile"
 APP_DIR="$REPO/apps/gradio/semantic_segmentation"
 
 usage() {
@@ -85,8 +86,12 @@ Google Cloud mode:
                           image build, the Vertex AI job and local training; input data is still uploaded
   --worker_machine_type T Dataflow worker machine type (default: n1-standard-4)
   --max_workers N         Dataflow autoscaling cap (default: 4)
-  --sdk_container_image I Dataflow SDK container (default: apache/beam_python<X.Y>_sdk:<installed Beam>);
-                          its tag must be the installed apache-beam version
+  --sdk_container_image I Dataflow SDK container of stages 1 and 3 (default: the worker image, Beam's SDK image
+                          with the pinned dependencies and no TensorFlow, docker/worker.Dockerfile, built with
+                          Cloud Build when missing as <region>-docker.pkg.dev/<project>/beam-seg/worker:
+                          <Beam>-py<X.Y>-<dependencies hash>); given, its tag must be the installed apache-beam
+                          version (e.g. apache/beam_python<X.Y>_sdk:<Beam>, whose workers pip-install the
+                          dependencies at start-up)
   --service_account SA    service account e-mail for the Dataflow workers and the Vertex AI job
   --publish_on WHERE      dataflow (default) or local: where stage 3's Beam job runs. For a real publish on
                           Dataflow, HF_TOKEN is stored as a new version of a Secret Manager secret (through
@@ -215,18 +220,30 @@ source "$REPO/scripts/bootstrap_venv.sh"
 beam_seg_bootstrap "$REPO"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"  # The stages run this checkout, the one Dataflow stages.
 
+WORKER_IMAGE=""  # The image the script builds for the Dataflow workers, when it chose it.
 if [[ $GCP -eq 1 ]]; then
   read -r BEAM_VERSION PY_MINOR < <(python -c 'import importlib.metadata as m, sys
 print(m.version("apache-beam"), "%d.%d" % sys.version_info[:2])') || die "cannot read the installed apache-beam version"
-  SDK_CONTAINER_IMAGE="${SDK_CONTAINER_IMAGE:-apache/beam_python${PY_MINOR}_sdk:$BEAM_VERSION}"
-  if [[ "$SDK_CONTAINER_IMAGE" != *@* ]]; then
-    image_tag="${SDK_CONTAINER_IMAGE##*:}"
-    [[ "$SDK_CONTAINER_IMAGE" == *:* && "$image_tag" != */* ]] || image_tag="(none)"
-    [[ "$image_tag" == "$BEAM_VERSION" ]] \
-      || preflight_fail "--sdk_container_image $SDK_CONTAINER_IMAGE has tag $image_tag but the installed apache-beam is $BEAM_VERSION; workers must run the same Beam version"
-  fi
-  if [[ "$SDK_CONTAINER_IMAGE" =~ beam_python([0-9]+\.[0-9]+)_sdk ]] && [[ "${BASH_REMATCH[1]}" != "$PY_MINOR" ]]; then
-    preflight_fail "--sdk_container_image $SDK_CONTAINER_IMAGE is for Python ${BASH_REMATCH[1]} but this venv runs Python $PY_MINOR; workers must run the same minor version"
+  if [[ -z "$SDK_CONTAINER_IMAGE" ]]; then
+    # The Dataflow workers' image (docker/worker.Dockerfile): the dependencies of stages 1 and 3 (setup.py's
+    # install_requires, pinned, no TensorFlow) preinstalled on Beam's SDK image, so a worker starts without
+    # pip-installing them; the code still comes through --setup_file, an sdist whose install then only adds
+    # beam_seg itself. So the image changes only when the dependencies do, and its tag is a hash of what decides
+    # them. Workers take the Beam SDK from the image: that is --sdk_location's default (Beam's stager treats
+    # "container" as the same), so no --sdk_location is passed.
+    deps_hash="$(cd "$REPO" && cat constraints.txt setup.py docker/worker.Dockerfile | sha256sum | cut -c1-12)"
+    WORKER_IMAGE="$REGION-docker.pkg.dev/$PROJECT/$ARTIFACT_REPO/worker:$BEAM_VERSION-py$PY_MINOR-$deps_hash"
+    SDK_CONTAINER_IMAGE="$WORKER_IMAGE"
+  else  # Given: it must run the Beam and Python the jobs are built with.
+    if [[ "$SDK_CONTAINER_IMAGE" != *@* ]]; then
+      image_tag="${SDK_CONTAINER_IMAGE##*:}"
+      [[ "$SDK_CONTAINER_IMAGE" == *:* && "$image_tag" != */* ]] || image_tag="(none)"
+      [[ "$image_tag" == "$BEAM_VERSION" ]] \
+        || preflight_fail "--sdk_container_image $SDK_CONTAINER_IMAGE has tag $image_tag but the installed apache-beam is $BEAM_VERSION; workers must run the same Beam version"
+    fi
+    if [[ "$SDK_CONTAINER_IMAGE" =~ beam_python([0-9]+\.[0-9]+)_sdk ]] && [[ "${BASH_REMATCH[1]}" != "$PY_MINOR" ]]; then
+      preflight_fail "--sdk_container_image $SDK_CONTAINER_IMAGE is for Python ${BASH_REMATCH[1]} but this venv runs Python $PY_MINOR; workers must run the same minor version"
+    fi
   fi
 fi
 
@@ -302,6 +319,70 @@ require_complete() {  # $1: that file, $2: the stage that writes it (data|train)
   exit 2
 }
 
+yaml_str() { local s="${1//\\/\\\\}"; printf '"%s"' "${s//\"/\\\"}"; }  # A YAML double-quoted string.
+
+# The images: built by Cloud Build into the Artifact Registry repository $ARTIFACT_REPO (created on first use) from a
+# context in $RUN_DIR holding only what the Dockerfile copies; skipped when the tag exists (a tag names its inputs).
+ARTIFACT_REPO_READY=0
+ensure_artifact_repo() {
+  [[ $ARTIFACT_REPO_READY -eq 0 ]] || return 0
+  ARTIFACT_REPO_READY=1
+  if [[ $DRY_RUN -eq 1 ]] || ! gcloud artifacts repositories describe "$ARTIFACT_REPO" --project="$PROJECT" \
+       --location="$REGION" >/dev/null 2>&1; then
+    run_or_record gcloud artifacts repositories create "$ARTIFACT_REPO" --project="$PROJECT" --location="$REGION" \
+      --repository-format=docker --description="beam_seg images (Dataflow workers, training)"
+  fi
+}
+
+build_image() {  # $1: name (worker|train), $2: image URI, $3: Dockerfile, $4: "NAME=VALUE ..." build args, then the
+                 # context's files and directories, relative to the repository
+  local name="$1" uri="$2" dockerfile="$3" build_args=() path arg
+  local context="$RUN_DIR/${name}_image_context"
+  read -r -a build_args <<< "$4"
+  shift 4
+  rm -rf "$context"  # Our own scratch directory under the run dir.
+  mkdir -p "$context"
+  for path in "$@"; do
+    mkdir -p "$context/$(dirname "$path")"
+    cp -R "$REPO/$path" "$context/$path"
+  done
+  cp "$dockerfile" "$context/Dockerfile"
+  find "$context" -name __pycache__ -prune -exec rm -rf {} +
+  if [[ $DRY_RUN -eq 0 ]] && gcloud artifacts docker images describe "$uri" --project="$PROJECT" >/dev/null 2>&1; then
+    echo "==> $name image $uri already exists"
+    return 0
+  fi
+  ensure_artifact_repo
+  echo "==> building the $name image $uri with Cloud Build (context: $context)"
+  if [[ ${#build_args[@]} -eq 0 ]]; then
+    run_or_record gcloud builds submit "$context" --project="$PROJECT" --tag="$uri"
+    return 0
+  fi
+  # Build arguments need a build config (--tag takes none): docker build with them, then push the tag.
+  {
+    echo "# Cloud Build config of the $name image (run_dataflow.sh, run $RUN_ID): docker build with its build arguments."
+    echo "steps:"
+    echo "  - name: gcr.io/cloud-builders/docker"
+    echo "    args:"
+    echo "      - build"
+    for arg in "${build_args[@]}"; do echo "      - $(yaml_str "--build-arg=$arg")"; done
+    echo "      - $(yaml_str "--tag=$uri")"
+    echo "      - ."
+    echo "images:"
+    echo "  - $(yaml_str "$uri")"
+  } > "$context/cloudbuild.yaml"
+  run_or_record gcloud builds submit "$context" --project="$PROJECT" --config="$context/cloudbuild.yaml"
+}
+
+# The Dataflow workers' image (see WORKER_IMAGE above), built once per run when the script chose it.
+WORKER_IMAGE_READY=0
+ensure_worker_image() {
+  [[ -n "$WORKER_IMAGE" && $WORKER_IMAGE_READY -eq 0 ]] || return 0
+  WORKER_IMAGE_READY=1
+  build_image worker "$WORKER_IMAGE" "$WORKER_DOCKERFILE" "PYTHON_VERSION=$PY_MINOR BEAM_VERSION=$BEAM_VERSION" \
+    constraints.txt setup.py pyproject.toml beam_seg/__init__.py
+}
+
 dataflow_args() {  # Sets DATAFLOW_ARGS; $1: job name prefix.
   DATAFLOW_ARGS=(--runner=DataflowRunner "--project=$PROJECT" "--region=$REGION" "--setup_file=$REPO/setup.py"
               "--temp_location=$RUN_ROOT/tmp" "--staging_location=$RUN_ROOT/staging"
@@ -313,6 +394,7 @@ dataflow_args() {  # Sets DATAFLOW_ARGS; $1: job name prefix.
 # A Beam job on Dataflow: submitted and awaited, or with --dry_run built and recorded in $RUN_DIR.
 run_beam_stage() {  # $1: tfrecord_gen|publish, $2: job name prefix, then the stage's flags
   local stage="$1"
+  ensure_worker_image
   dataflow_args "$2"
   shift 2
   if [[ $DRY_RUN -eq 1 ]]; then
@@ -396,7 +478,6 @@ if has_stage data; then
 fi
 
 # ------------------------------------------------------------------------------------------ stage 2
-yaml_str() { local s="${1//\\/\\\\}"; printf '"%s"' "${s//\"/\\\"}"; }
 
 write_vertex_spec() {  # $1: spec path, $2: image URI
   {
@@ -418,27 +499,6 @@ write_vertex_spec() {  # $1: spec path, $2: image URI
     echo "  outputUriPrefix: $(yaml_str "$VERTEX_DIR")"
     [[ -z "$SERVICE_ACCOUNT" ]] || echo "serviceAccount: $(yaml_str "$SERVICE_ACCOUNT")"
   } > "$1"
-}
-
-# The training container: docker/train.Dockerfile built by Cloud Build from a context holding only the package.
-build_train_image() {  # $1: image URI
-  local context="$RUN_DIR/train_image_context"
-  rm -rf "$context"  # Our own scratch directory under the run dir.
-  mkdir -p "$context"
-  cp -R "$REPO/beam_seg" "$REPO/setup.py" "$REPO/pyproject.toml" "$REPO/MANIFEST.in" "$REPO/constraints.txt" "$context/"
-  cp "$TRAIN_DOCKERFILE" "$context/Dockerfile"
-  find "$context" -name __pycache__ -prune -exec rm -rf {} +
-  if [[ $DRY_RUN -eq 0 ]] && gcloud artifacts docker images describe "$1" --project="$PROJECT" >/dev/null 2>&1; then
-    echo "==> training image $1 already exists"
-    return 0
-  fi
-  if [[ $DRY_RUN -eq 1 ]] || ! gcloud artifacts repositories describe "$ARTIFACT_REPO" --project="$PROJECT" \
-       --location="$REGION" >/dev/null 2>&1; then
-    run_or_record gcloud artifacts repositories create "$ARTIFACT_REPO" --project="$PROJECT" --location="$REGION" \
-      --repository-format=docker --description="beam_seg training images"
-  fi
-  echo "==> building the training image $1 with Cloud Build (context: $context)"
-  run_or_record gcloud builds submit "$context" --project="$PROJECT" --tag="$1"
 }
 
 wait_for_vertex_job() {  # $1: job resource name
@@ -475,7 +535,9 @@ if has_stage train; then
                                       echo setup.py pyproject.toml MANIFEST.in constraints.txt docker/train.Dockerfile
                                     } | xargs cat | sha256sum | cut -c1-12)"
       TRAIN_IMAGE="$REGION-docker.pkg.dev/$PROJECT/$ARTIFACT_REPO/train:$version-$source_hash"
-      build_train_image "$TRAIN_IMAGE"
+      # The training container: docker/train.Dockerfile, its context the package alone.
+      build_image train "$TRAIN_IMAGE" "$TRAIN_DOCKERFILE" "" \
+        beam_seg setup.py pyproject.toml MANIFEST.in constraints.txt
     fi
     spec="$RUN_DIR/vertex_job.yaml"
     write_vertex_spec "$spec" "$TRAIN_IMAGE"
@@ -556,6 +618,7 @@ if [[ $GCP -eq 1 ]]; then
     [[ ! -f "$RUN_DIR/$name" ]] || records+=("$name")
   done
   echo "  run records:  $RUN_DIR/  (${records[*]})"
+  [[ $WORKER_IMAGE_READY -eq 0 ]] || echo "  worker image: $WORKER_IMAGE (docker/worker.Dockerfile, Dataflow's --sdk_container_image)"
   echo "  TFRecords:    $TFRECORD_DIR"
   echo "  model:        $MODEL_DIR"
   if [[ $DRY_RUN -eq 1 && "$PUBLISH_MODE" == real ]]; then

@@ -14,7 +14,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -23,14 +24,19 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_USAGE",
     "LOCAL_RUNNER",
+    "LOG_LEVELS",
     "StrictArgumentParser",
     "UsageError",
+    "add_logging_flags",
     "add_shared_argument",
     "apply_local_runner_defaults",
     "configure_logging",
+    "exit_now",
     "find_error",
     "first_line",
     "is_local_runner",
+    "logging_flags",
+    "native_stderr_quieted",
     "parse_pipeline_options",
     "usage_exit_code",
     "wants_help",
@@ -174,6 +180,39 @@ def is_local_runner(runner: object) -> bool:
     return str(runner).rsplit(".", 1)[-1] in _LOCAL_RUNNERS
 
 
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds ``-v/--verbose`` and ``--log_level`` (read by :func:`configure_logging` before the other flags)."""
+    add_shared_argument(
+        parser,
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Also show the libraries' INFO logs (Beam, TensorFlow, HTTP) and their native stderr lines. Default: "
+        "progress, warnings and the summary only.",
+    )
+    add_shared_argument(
+        parser,
+        "--log_level",
+        choices=LOG_LEVELS,
+        help="Log level of every logger, libraries included (overrides -v).",
+    )
+
+
+def logging_flags(argv: Sequence[str]) -> tuple[bool, str | None]:
+    """``(verbose, log_level)`` as ``argv`` gives them, read before the job's own parsing (which may log)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--log_level", choices=LOG_LEVELS)
+    try:
+        known, _ = parser.parse_known_args(list(argv))
+    except SystemExit:  # A bad --log_level value: the job's strict parser reports it in one line.
+        return False, None
+    return bool(known.verbose), known.log_level
+
+
 class _WorkerLogFilter(logging.Filter):
     """Keeps the multi-process DirectRunner's relayed worker logs to warnings and beam_seg's own lines."""
 
@@ -193,24 +232,95 @@ class _ReportedErrorFilter(logging.Filter):
         return exc is None or find_error(exc, self._kinds) is None
 
 
+class _ConsoleFormatter(logging.Formatter):
+    """``HH:MM:SS message``, with the level named from WARNING up: a console of progress lines, not a log file."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            stamp, _, message = text.partition(" ")
+            text = f"{stamp} {record.levelname}: {message}"
+        return text
+
+
 # Where Beam logs a failed bundle's traceback (in-process runners and SDK workers).
 _BEAM_ERROR_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker")
+# Where the multi-process local runner relays its workers' log lines.
+_WORKER_RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
 
 
-def configure_logging(*, reported: tuple[type[BaseException], ...] = ()) -> None:
-    """INFO logging for a stage's command line, without the local runner's per-worker chatter.
+def configure_logging(
+    argv: Sequence[str] = (), *, reported: tuple[type[BaseException], ...] = ()
+) -> tuple[bool, str | None]:
+    """Console logging for a stage's command line: by default beam_seg's progress and everyone's warnings.
+
+    Libraries log at INFO only with ``-v``/``--verbose`` (and in the detailed ``time level logger: message`` format);
+    ``--log_level`` sets every logger's level.
 
     Args:
+        argv: The command line, for ``-v``/``--log_level`` (see :func:`add_logging_flags`).
         reported: Errors the stage reports itself as one line: Beam's tracebacks of them are not logged.
+
+    Returns:
+        ``(verbose, log_level)`` as given.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(_WorkerLogFilter())
+    verbose, level = logging_flags(argv)
+    detailed = verbose or level is not None
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s") if detailed else _ConsoleFormatter()
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_beam_seg_console", False):
+            root.removeHandler(old)
+    handler._beam_seg_console = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    own_level = getattr(logging, level) if level else logging.INFO
+    root.setLevel(own_level if detailed else logging.WARNING)
+    logging.getLogger("beam_seg").setLevel(own_level)
+    relay = logging.getLogger(_WORKER_RELAY_LOGGER)
+    for old in [f for f in relay.filters if isinstance(f, _WorkerLogFilter)]:
+        relay.removeFilter(old)
+    if not detailed:  # Worker processes' own progress lines still come through.
+        relay.setLevel(logging.INFO)
+        relay.addFilter(_WorkerLogFilter())
     if reported:
         for name in _BEAM_ERROR_LOGGERS:
             logger = logging.getLogger(name)
             for old in [f for f in logger.filters if isinstance(f, _ReportedErrorFilter)]:
                 logger.removeFilter(old)
             logger.addFilter(_ReportedErrorFilter(reported))
+    return verbose, level
+
+
+@contextlib.contextmanager
+def native_stderr_quieted(enabled: bool = True) -> Iterator[None]:
+    """Holds back what native code writes straight to file descriptor 2 (e.g. TensorFlow's CUDA probe at import).
+
+    Such lines bypass Python's logging. They are written out after all if the block raises, so an import failure is
+    never hidden.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]\s*$")
@@ -241,6 +351,20 @@ def find_error(exc: BaseException, kind: type[BaseException] | tuple[type[BaseEx
             if marker in line:
                 return _BEAM_SUFFIX.sub("", line.split(marker, 1)[1]).strip()
     return None
+
+
+def exit_now(code: int) -> NoReturn:
+    """Ends a finished command line at once: flushes logs and output, then skips the interpreter's teardown.
+
+    Tearing down a process that imported Apache Beam takes ~0.6 s (its modules and objects are finalised one by
+    one; bench/README.md, "Stage 1: whole process"), time the user waits for and nothing is saved in. Only for
+    ``__main__`` entry points, after the job's own cleanup.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def usage_exit_code(prog: str, error: UsageError) -> int:

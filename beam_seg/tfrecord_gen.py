@@ -1,8 +1,7 @@
 """``python -m beam_seg.tfrecord_gen``: stage 1, PETS images + trimaps → TFRecords (:mod:`beam_seg.data.job`)."""
 
-import sys
-
+from beam_seg.cli import exit_now
 from beam_seg.data.job import run
 
 if __name__ == "__main__":
-    sys.exit(run())
+    exit_now(run())

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from beam_seg.data import imaging
 from beam_seg.data import job as tfrecord_gen
 from beam_seg.data import sample as sample_data
 from beam_seg.train import job as train
@@ -48,6 +49,7 @@ class BenchConfig:
     max_size: int = 500
     resize: int = 128
     seed: int = 0
+    chroma: str = "444"
     work_dir: str | None = None
     output_json: str = "bench/results/train_quality.json"
     train_flags: tuple[str, ...] = ()
@@ -72,6 +74,13 @@ def _parse(argv: Sequence[str] | None) -> BenchConfig:
     p.add_argument("--max_size", type=int, default=d.max_size, help="Largest source side, px (default: %(default)s).")
     p.add_argument("--resize", type=int, default=d.resize, help="tfrecord_gen --resize (default: %(default)s).")
     p.add_argument("--seed", type=int, default=d.seed, help="Sample data seed (default: %(default)s).")
+    p.add_argument(
+        "--chroma",
+        choices=("444", "420"),
+        default=d.chroma,
+        help="Chroma subsampling of the re-encoded JPEGs: the job's 4:4:4, or PIL's default 4:2:0 for comparison "
+        "(default: %(default)s).",
+    )
     p.add_argument("--work_dir", default=None, help="Where data and model go (default: a temporary directory).")
     p.add_argument("--output_json", default=d.output_json, help="Results JSON path (default: %(default)s).")
     args = p.parse_args(argv)
@@ -97,6 +106,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             seed=config.seed,
         )
         sample_seconds = time.monotonic() - started
+        # The pool's processes are forked from this one, so they see this setting too.
+        imaging.JPEG_SUBSAMPLING = {"444": 0, "420": 2}[config.chroma]
         started = time.monotonic()
         rc = tfrecord_gen.run(
             [

@@ -1,4 +1,4 @@
-# Stage 2's training container (Vertex AI custom jobs): TensorFlow's GPU image + beam_seg from the pinned set.
+# Stage 2's training container (Vertex AI custom jobs): TensorFlow's GPU image + beam_seg[train] from the pinned set.
 # run_dataflow.sh --gcp --train_on vertex builds it with Cloud Build (gcloud builds submit --tag ...) from a
 # context holding only the package (beam_seg/, setup.py, pyproject.toml, MANIFEST.in, constraints.txt) and
 # this file as its Dockerfile. The same by hand, from the repository root:
@@ -18,8 +18,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/beam_seg
 COPY constraints.txt setup.py pyproject.toml MANIFEST.in ./
 COPY beam_seg ./beam_seg
-# The constraints pin tensorflow to the base image's version, so pip keeps the image's CUDA-enabled build.
-RUN python -m pip install -c constraints.txt . \
+# beam_seg with its train extra (TensorFlow, Keras, matplotlib); the constraints pin tensorflow to the base image's
+# version, so pip keeps the image's CUDA-enabled build.
+RUN python -m pip install -c constraints.txt '.[train]' \
     && python -c "import beam_seg, tensorflow as tf; print('beam_seg', beam_seg.__version__, 'tensorflow', tf.__version__)"
 
 ENTRYPOINT ["python", "-m", "beam_seg.train"]

@@ -21,7 +21,9 @@ beam_seg_bootstrap() {
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "bootstrap: installing beam_seg and its pinned dependencies into $venv (first run takes a few minutes)" >&2
     python -m pip install --quiet --upgrade pip setuptools wheel
-    python -m pip install --quiet -c "$repo/constraints.txt" -e "${repo}[app,test]"
+    # Every extra: train (TensorFlow: stage 2, the loader), app (the Space template), test. Dataflow workers of
+    # stages 1 and 3 get the package without extras (setup.py).
+    python -m pip install --quiet -c "$repo/constraints.txt" -e "${repo}[train,app,test]"
     echo "$want" > "$stamp"
   fi
 }

@@ -12,17 +12,21 @@ because ``beam_seg.publish`` reads a bare ``--dry_run`` as its own (publish with
 
 The record (JSON) is what the job would be submitted with: runner, job name, project, region, temp and
 staging locations, setup file, SDK container image (as given and as it appears in the job's environment),
-machine type, worker cap, staged files and the job's top-level steps. Exit codes: 0 built, 2 bad flags or
-input (one line, as the stage itself reports it).
+machine type, worker cap, staged files, the job's top-level steps, and ``worker_requirements``: the requirements
+that each worker's ``pip install`` of the staged package (``workflow.tar.gz``, the sdist Beam built from
+``--setup_file``) resolves, read from that very file's metadata (its ``Requires-Dist`` without extras). Exit codes:
+0 built, 2 bad flags or input (one line, as the stage itself reports it).
 """
 
 from __future__ import annotations
 
 import argparse
+import email.parser
 import json
 import logging
 import os
 import sys
+import tarfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,11 +38,14 @@ from apache_beam.options.pipeline_options import (
     TestOptions,
     WorkerOptions,
 )
+from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
+from packaging.requirements import Requirement
 
 logger = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("tfrecord_gen", "publish")
+WORKFLOW_TARBALL = "workflow.tar.gz"  # Beam's name for the staged sdist of --setup_file.
 
 
 def _builder(stage: str) -> Callable[[Sequence[str]], tuple[beam.Pipeline, Any]]:
@@ -52,6 +59,15 @@ def _builder(stage: str) -> Callable[[Sequence[str]], tuple[beam.Pipeline, Any]]
     return job.build_pipeline
 
 
+def package_requirements(sdist: str) -> list[str]:
+    """The requirements ``pip install SDIST`` resolves: the sdist's ``Requires-Dist`` that apply without extras."""
+    with tarfile.open(sdist) as tar:
+        (member,) = [m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")]
+        metadata = email.parser.Parser().parsestr(tar.extractfile(member).read().decode("utf-8"))
+    requirements = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
+    return [str(r) for r in requirements if r.marker is None or r.marker.evaluate({"extra": ""})]
+
+
 def describe_job(stage: str, pipeline: beam.Pipeline, result: Any, argv: Sequence[str]) -> dict[str, Any]:
     """What a dry-run ``DataflowRunner`` built: the job's options, environment and top-level steps."""
     options = pipeline.options
@@ -62,6 +78,7 @@ def describe_job(stage: str, pipeline: beam.Pipeline, result: Any, argv: Sequenc
     images: list[str] = []
     staged: list[str] = []
     steps: list[str] = []
+    worker_requirements: list[str] | None = None  # None: no package staged (no --setup_file).
     if proto is not None:
         for env in proto.components.environments.values():
             if env.urn == "beam:env:docker:v1":
@@ -69,6 +86,9 @@ def describe_job(stage: str, pipeline: beam.Pipeline, result: Any, argv: Sequenc
             for dep in env.dependencies:
                 role = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(dep.role_payload)
                 staged.append(role.staged_name)
+                if role.staged_name == WORKFLOW_TARBALL and dep.type_urn == common_urns.artifact_types.FILE.urn:
+                    sdist = beam_runner_api_pb2.ArtifactFilePayload.FromString(dep.type_payload).path
+                    worker_requirements = package_requirements(sdist)
         steps = sorted({t.unique_name for t in proto.components.transforms.values() if t.unique_name.count("/") == 1})
     return {
         "stage": stage,
@@ -88,6 +108,7 @@ def describe_job(stage: str, pipeline: beam.Pipeline, result: Any, argv: Sequenc
         "machine_type": worker.machine_type,
         "max_num_workers": worker.max_num_workers,
         "staged_files": sorted(set(staged)),
+        "worker_requirements": worker_requirements,
         "steps": steps,
         "argv": list(argv),
     }

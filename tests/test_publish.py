@@ -553,10 +553,10 @@ def test_an_incomplete_training_output_is_refused_before_any_hub_call(hub_env, m
         timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.splitlines()  # The stage's error line, in its logging format.
+    (line,) = proc.stderr.splitlines()  # The stage's error line, in its console format ("HH:MM:SS ERROR: ...").
     written = "is written last" if missing == "model_config.json" else "is written before model_config.json"
     assert line.endswith(
-        f"ERROR beam_seg.publish.job: {model_dir}/{missing} does not exist: {model_dir} is not a complete training "
+        f" ERROR: {model_dir}/{missing} does not exist: {model_dir} is not a complete training "
         f"output ({missing} {written}); make it with python -m beam_seg.train --data_dir DIR --output_dir {model_dir}"
     ), line
     assert hub_env.requests == []  # Not even the repo creation.

@@ -1,9 +1,9 @@
 """Golden bytes of stage 1: the sample data's shards, dead letters, schema and statistics, pinned by sha256.
 
-The shard hashes were taken with the TensorFlow-based writer that the TensorFlow-free codec replaced, so these tests
-prove the records did not change by a single byte. A deliberate change of the record format (or of the sample data
-or the pinned Pillow/protobuf) must update them, and say so in the change; so must a change of the reports' contents
-(the dead letters' ``detail`` text, ``stats.json``'s ``config``).
+They pin every byte of the records (framing, serialization, the kept source JPEGs and the re-encoded ones: quality
+95, 4:4:4 chroma) and of the reports. A deliberate change of the record format, of the re-encoding, of the sample
+data or of the pinned Pillow/protobuf must update them and say so in the change; so must a change of the reports'
+contents (the dead letters' ``detail`` text, ``stats.json``'s ``config``).
 """
 
 from __future__ import annotations
@@ -21,21 +21,21 @@ GOLDEN: dict[str, dict[str, str]] = {
     "extracted_source_bytes": {
         "errors-00000-of-00001.jsonl": "6bd0829c0bbc65f14219b9f08f76c28d7b79c15f9897ad850cad42894aa7f896",
         "schema.pbtxt": "c562f5c5753586fadb50cddd319ec65baf8925c10245320c2dde2b5129bde814",
-        "stats.json": "ba3bbefaa99002fd918cf7fed4288746aa3df2035523da8d3823392025ce560e",
+        "stats.json": "3cdefb580fcd203c012709cdd219fa2eac05d8163ef34c5dc4184b924af04209",
         "test-00000-of-00002.tfrecord": "77d6984303f6793ff5b2742eea78a429b10419b3627beaf3a8f930fbe660ef54",
         "test-00001-of-00002.tfrecord": "74a075a13115619f640e15de9c3fdc50c0e905b2c8776a11bf710e41ce33a00e",
-        "train-00000-of-00002.tfrecord": "08d39d64344ef31e76b3d3410cec3201d0050e42289765ef46a25e72014e614d",
-        "train-00001-of-00002.tfrecord": "6358d81e08f664ee679a974bf45f09367a35fe0a64d3159504629749a4520bef",
-        "val-00000-of-00002.tfrecord": "63eb75d7681184efc9bf309352d1c868650a6bc2f43d14fa2e68d78df19c7d5f",
+        "train-00000-of-00002.tfrecord": "73061984d3000b85dbc6e6bccdfa3e0236a0c0dfb0892969ca066f83b7f9995d",
+        "train-00001-of-00002.tfrecord": "cd1afffc0f1bfd40189dfa0cf567e6cb017be524383cdb3dc66b446c78170c25",
+        "val-00000-of-00002.tfrecord": "9f2ea81c46d6411936a8cdd8602d5f581d7f01451c18ff702fc378f07389a3d9",
         "val-00001-of-00002.tfrecord": "a0711124ca11ac3921715f52bdcc9e0e8d8ce60877b8bad9d4c5e16067e9cb90",
     },
     "archives_resize_64": {
         "errors-00000-of-00001.jsonl": "6bd0829c0bbc65f14219b9f08f76c28d7b79c15f9897ad850cad42894aa7f896",
         "schema.pbtxt": "c562f5c5753586fadb50cddd319ec65baf8925c10245320c2dde2b5129bde814",
-        "stats.json": "7bd78791d88649c427d6c9322d6ce8b4dbda15aa79c8423c41ff9842722e94f6",
-        "test-00000-of-00001.tfrecord": "25ca6ba308a93123dc1983bb4c261a5bd824c0c2e63be3bc28e9c9a52ab36cd8",
-        "train-00000-of-00001.tfrecord": "1ae46e541a3350ed6d6d75beeadb641b84b6db6006bcf6d395e5a56cded7a0a1",
-        "val-00000-of-00001.tfrecord": "b1a6f24d8f0cef09f70d9803fccaec79e9d5fe9c1bf7de18dee699ea915267c9",
+        "stats.json": "747b70d0bf333e13ccca8df78d2df311a88132d28c0686f76095e930ec049410",
+        "test-00000-of-00001.tfrecord": "d0c704132e9b63599f9eb246472bf16033e1b860ae97761e64ae6c39a10a6cbe",
+        "train-00000-of-00001.tfrecord": "87831bb318699b4cddbaf5bb6d138d598781f06141f8bf6b42cbcf66da432b95",
+        "val-00000-of-00001.tfrecord": "5514701dac2a3cccb584b3ccb559afe3e244201179016ebb86611e94f2531022",
     },
 }
 FLAGS: dict[str, list[str]] = {

@@ -24,8 +24,10 @@ import sys
 
 import apache_beam as beam
 import pytest
+import worker_deps
 import yaml
 from conftest import REPO_ROOT
+from packaging.requirements import Requirement
 
 SCRIPT = "run_dataflow.sh"
 BUCKET = "beam-seg-run"
@@ -387,6 +389,41 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(
         == open(next(a for a in pets_dir.archives if a.endswith("images.tar.gz")), "rb").read()
     )
 
+    # The Dataflow workers' image: docker/worker.Dockerfile on Beam's SDK image of the installed Beam and Python,
+    # tagged by what decides its dependencies, its Cloud Build recorded (build arguments through a build config).
+    worker_image = json.load(open(run_dir / "dataflow_tfrecord_gen.json"))["sdk_container_image"]
+    assert re.fullmatch(
+        rf"{REGION}-docker\.pkg\.dev/{PROJECT}/beam-seg/worker:{re.escape(beam.__version__)}-py{PY_MINOR}-[0-9a-f]{{12}}",
+        worker_image,
+    ), worker_image
+    worker_context = run_dir / "worker_image_context"
+    assert (worker_context / "Dockerfile").read_text() == open(
+        os.path.join(repo_copy, "docker", "worker.Dockerfile")
+    ).read()
+    assert sorted(str(p.relative_to(worker_context)) for p in worker_context.rglob("*") if p.is_file()) == [
+        "Dockerfile",
+        "beam_seg/__init__.py",
+        "cloudbuild.yaml",
+        "constraints.txt",
+        "pyproject.toml",
+        "setup.py",
+    ]
+    build = yaml.safe_load((worker_context / "cloudbuild.yaml").read_text())
+    assert build["images"] == [worker_image]
+    (step,) = build["steps"]
+    assert step["args"] == [
+        "build",
+        f"--build-arg=PYTHON_VERSION={PY_MINOR}",
+        f"--build-arg=BEAM_VERSION={beam.__version__}",
+        f"--tag={worker_image}",
+        ".",
+    ]
+    assert (
+        f"# dry run, not run: gcloud builds submit {worker_context} --project={PROJECT} "
+        f"--config={worker_context}/cloudbuild.yaml"
+    ) in (run_dir / "commands.log").read_text()
+    assert f"worker image: {worker_image}" in proc.stdout
+
     # Stages 1 and 3: Dataflow jobs translated by Beam's DataflowRunner with --dry_run, as recorded.
     for stage, job_name in (("tfrecord_gen", f"beam-seg-data-{run_id}"), ("publish", f"beam-seg-publish-{run_id}")):
         job = json.load(open(run_dir / f"dataflow_{stage}.json"))
@@ -397,9 +434,13 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(
         assert job["staging_location"].startswith(f"{root}/staging"), job["staging_location"]
         assert job["setup_file"] == os.path.join(repo_copy, "setup.py")
         assert "workflow.tar.gz" in job["staged_files"]  # The package's sdist, which workers pip-install.
-        assert job["sdk_container_image"] == SDK_IMAGE  # Tag == the installed apache-beam.
-        assert job["environment_images"] == [SDK_IMAGE]
+        assert job["sdk_container_image"] == worker_image  # The worker image the script built, for both jobs.
+        assert job["environment_images"] == [worker_image]
         assert (job["machine_type"], job["max_num_workers"]) == ("n2-standard-2", 3)
+        # What the workers' pip install of the staged package resolves: the pinned light set, no training package.
+        names = worker_deps.names(Requirement(r) for r in job["worker_requirements"])
+        assert {"apache-beam", "huggingface-hub", "pillow", "numpy"} <= names
+        assert not names & worker_deps.TRAINING, names
     data_job = json.load(open(run_dir / "dataflow_tfrecord_gen.json"))
     assert {"BuildTFRecords/ReadPetsFiles", "BuildTFRecords/WriteShards"} <= set(data_job["steps"])
     argv = " ".join(data_job["argv"])
@@ -484,6 +525,23 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(
     for path in run_dir.rglob("*"):
         if path.is_file() and path.suffix in (".log", ".json", ".yaml"):
             assert FAKE_TOKEN not in path.read_text(errors="replace"), path
+
+
+def test_gcp_dry_run_with_a_given_sdk_container_image_builds_no_worker_image(repo_copy, gcp_env, tmp_path):
+    """An explicit --sdk_container_image wins: stage 1's job runs on it and no worker image is built."""
+    run_id = "ci-given-image"
+    proc = run_script(
+        repo_copy,
+        gcp_args(tmp_path, run_id, "--dry_run", "--download", "--stages", "data", "--sdk_container_image", SDK_IMAGE),
+        gcp_env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = tmp_path / "out" / "runs" / run_id
+    job = json.load(open(run_dir / "dataflow_tfrecord_gen.json"))
+    assert job["sdk_container_image"] == SDK_IMAGE and job["environment_images"] == [SDK_IMAGE]
+    assert not (run_dir / "worker_image_context").exists()
+    assert "builds submit" not in (run_dir / "commands.log").read_text()
+    assert "worker image:" not in proc.stdout
 
 
 def test_gcp_local_training_dry_run_uses_the_gpus_and_waits_for_a_model(repo_copy, gcp_env, tmp_path):
@@ -692,8 +750,20 @@ def test_training_dockerfile_matches_the_pins():
     pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", open(os.path.join(REPO_ROOT, "constraints.txt")).read(), re.M))
     assert re.search(rf"^ARG TF_VERSION={re.escape(pins['tensorflow'])}$", dockerfile, re.M)
     assert "FROM tensorflow/tensorflow:${TF_VERSION}-gpu" in dockerfile
-    assert "pip install -c constraints.txt ." in dockerfile
+    assert "pip install -c constraints.txt '.[train]'" in dockerfile
     assert 'ENTRYPOINT ["python", "-m", "beam_seg.train"]' in dockerfile
+
+
+def test_worker_dockerfile_matches_the_pins():
+    """Its default build arguments are the workflow's Python and the pinned Beam; it installs no extra."""
+    dockerfile = open(os.path.join(REPO_ROOT, "docker", "worker.Dockerfile")).read()
+    pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", open(os.path.join(REPO_ROOT, "constraints.txt")).read(), re.M))
+    workflow = open(os.path.join(REPO_ROOT, ".github", "workflows", "pipeline.yml")).read()
+    assert re.search(rf"^ARG BEAM_VERSION={re.escape(pins['apache-beam'])}$", dockerfile, re.M)
+    python = re.search(r"^ARG PYTHON_VERSION=(\S+)$", dockerfile, re.M).group(1)
+    assert re.search(rf"python-version: \"{re.escape(python)}\"", workflow), python
+    assert "FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}" in dockerfile
+    assert "pip install -c constraints.txt ." in dockerfile and "[train" not in dockerfile
 
 
 def test_shell_scripts_pass_shellcheck():

@@ -1,19 +1,31 @@
-"""Stages 1 and 3 never import TensorFlow or Keras: not in the driver, not in a worker process.
+"""Stages 1 and 3 never import TensorFlow or Keras: not in the driver, not in a worker process; nor do their workers
+install it.
 
 Each stage runs as a subprocess with a ``sitecustomize`` on ``PYTHONPATH`` that records, in every Python process
 started with that environment (the driver and the multi-process runner's workers alike), each import of
 ``tensorflow``/``keras`` and, as a control that the hook was active, each import of the stage's own package.
+
+What a Dataflow worker installs is the package Beam stages from ``--setup_file`` (``workflow.tar.gz``, built here by
+Beam itself), without extras: its requirements, resolved as pip resolves them (``tests/worker_deps.py``, offline),
+pull in no training package, and still cover every module that stages 1 and 3 and the shared modules import.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import glob
+import importlib.metadata
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import worker_deps
 from conftest import REPO_ROOT
 from hubserver import DEFAULT_TOKEN, DEFAULT_USER
 
@@ -107,3 +119,109 @@ def test_a_real_publish_never_imports_tensorflow(hub_server, model_dir, tmp_path
     assert _heavy(seen) == []
     assert any("beam_seg.publish.pipeline" in names for names in seen.values())
     assert hub_server.revision_sha(f"{DEFAULT_USER}/m", "v1")
+
+
+# ------------------------------------------------------------------------------- what their workers install
+
+
+@pytest.fixture(scope="module")
+def staged_package(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The package a Dataflow job stages for its workers, built by Beam as ``--setup_file`` makes it build it."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.portability.api import beam_runner_api_pb2
+    from apache_beam.transforms import environments
+
+    options = PipelineOptions(["--runner=DataflowRunner", f"--setup_file={os.path.join(REPO_ROOT, 'setup.py')}"])
+    artifacts = environments.python_sdk_dependencies(options, str(tmp_path_factory.mktemp("staging")))
+    (path,) = [
+        beam_runner_api_pb2.ArtifactFilePayload.FromString(a.type_payload).path
+        for a in artifacts
+        if beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(a.role_payload).staged_name == "workflow.tar.gz"
+    ]
+    return path
+
+
+@pytest.fixture(scope="module")
+def worker_requirements(staged_package: str) -> list:
+    return worker_deps.sdist_requirements(staged_package)
+
+
+def test_workers_install_no_training_package(worker_requirements):
+    """What ``pip install workflow.tar.gz`` on a worker resolves, and all it pulls in: no TensorFlow, Keras, tfx-bsl or
+    matplotlib; every requirement pinned to constraints.txt."""
+    names = worker_deps.names(worker_requirements)
+    assert {"apache-beam", "huggingface-hub", "pillow", "numpy", "protobuf", "google-crc32c"} <= names
+    assert not names & worker_deps.TRAINING
+    assert not worker_deps.closure(worker_requirements) & worker_deps.TRAINING
+    with open(os.path.join(REPO_ROOT, "constraints.txt")) as f:
+        pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", f.read(), flags=re.M))
+    pins = {worker_deps.canonicalize_name(name): version for name, version in pins.items()}
+    assert {r.name: str(r.specifier) for r in worker_requirements} == {
+        r.name: f"=={pins[worker_deps.canonicalize_name(r.name)]}" for r in worker_requirements
+    }
+
+
+# Stages 1 and 3, the Hub layer and the shared modules (the model loader belongs to training and the Space).
+WORKER_MODULES = sorted(
+    path
+    for pattern in ("beam_seg/*.py", "beam_seg/data/**/*.py", "beam_seg/publish/**/*.py", "beam_seg/hub/**/*.py")
+    for path in glob.glob(os.path.join(REPO_ROOT, pattern), recursive=True)
+    if os.path.basename(path) != "loader.py"
+)
+
+
+def _third_party_imports(path: str) -> set[str]:
+    """Absolute imports of ``path`` outside the standard library and beam_seg (``typing.TYPE_CHECKING`` blocks aside),
+    as ``module`` or ``module.name`` for ``from module import name``."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            nodes = node.orelse  # Only for type checkers, never run.
+        else:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            nodes = list(ast.iter_child_nodes(node))
+        for child in nodes:
+            visit(child)
+
+    with open(path, encoding="utf-8") as f:
+        visit(ast.parse(f.read()))
+    top = {"__future__", "beam_seg", *sys.stdlib_module_names}
+    return {name for name in found if name.split(".")[0] not in top}
+
+
+@functools.cache
+def _owners() -> dict[str, str]:
+    """Installed file → the canonical name of the distribution that installed it."""
+    owners = {}
+    for dist in importlib.metadata.distributions():
+        name = worker_deps.canonicalize_name(dist.metadata["Name"])
+        owners.update((os.path.abspath(dist.locate_file(file)), name) for file in dist.files or [])
+    return owners
+
+
+def _distribution_of(module: str) -> str | None:
+    """The distribution of the first package along ``module`` that is not a namespace (``google.cloud.x``: x's)."""
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        spec = importlib.util.find_spec(".".join(parts[:i]))
+        if spec is not None and spec.origin:
+            return _owners().get(os.path.abspath(spec.origin))
+    return None
+
+
+def test_workers_install_every_package_stages_1_and_3_import(worker_requirements):
+    """Without TensorFlow's dependencies on the workers, whatever they brought along must now be required directly
+    (e.g. tensorflow-metadata, which schema.pbtxt needs and tfx-bsl used to pull in)."""
+    installed = worker_deps.closure(worker_requirements)
+    assert len(WORKER_MODULES) > 30
+    missing = {}
+    for path in WORKER_MODULES:
+        for module in _third_party_imports(path):
+            distribution = _distribution_of(module)
+            if distribution not in installed:
+                missing[f"{os.path.relpath(path, REPO_ROOT)}: {module}"] = distribution
+    assert not missing, missing

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beam_seg.data.stats import ERROR, IGNORED, STATS, DatasetReportFn, example_stats
+from beam_seg.data.report import DatasetReportFn
+from beam_seg.data.stats import ERROR, IGNORED, STATS, example_stats
 
 
 def _contributions(n: int):

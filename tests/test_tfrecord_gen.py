@@ -21,7 +21,7 @@ from conftest import IN_MEMORY, declaring_size
 from PIL import Image
 
 from beam_seg import cli, fs
-from beam_seg.data import codec, imaging, lists, pipeline, sharding, sources
+from beam_seg.data import codec, examples, imaging, lists, pipeline, sharding, splits
 from beam_seg.data import job as tfrecord_gen
 from beam_seg.formats import ERRORS_NAME, SPLITS, STATS_NAME
 
@@ -138,7 +138,7 @@ def test_records_match_the_lists_splits_and_labels(pets_dir, tmp_path):
     assert {r.file_name for r in records["test"]} == set(pets_dir.test) - bad
     trainval = {r.file_name for r in records["train"] + records["val"]}
     assert trainval == set(pets_dir.trainval) - bad
-    assert {r.file_name for r in records["val"]} == {n for n in trainval if sharding.is_val(n, 0.1)}
+    assert {r.file_name for r in records["val"]} == {n for n in trainval if splits.is_val(n, 0.1)}
     for r in records["train"] + records["val"] + records["test"]:
         assert (r.label, r.species) == (
             lists.entry_from_name(r.file_name).label,
@@ -182,7 +182,7 @@ def test_rerun_is_byte_identical_and_archives_match_the_extracted_layout(pets_di
     assert not mismatch and not errors
     # Inside a shard, records are ordered by their stable key.
     first = os.path.join(a, "test-00000-of-00003.tfrecord")
-    keys = [sharding.shard_key(codec.decode_example(r.numpy()).file_name) for r in tf.data.TFRecordDataset(first)]
+    keys = [splits.shard_key(codec.decode_example(r.numpy()).file_name) for r in tf.data.TFRecordDataset(first)]
     assert len(keys) > 1 and keys == sorted(keys) and {k % 3 for k in keys} == {0}
 
 
@@ -268,11 +268,20 @@ def test_missing_input_is_a_clear_error(tmp_path, caplog, capsys):
     assert "--input and --output_dir are required" in capsys.readouterr().err
 
 
-def test_multiprocess_direct_runner_gives_the_same_bytes(pets_dir, tmp_path):
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--direct_running_mode=in_memory", "--direct_num_workers=1", "--prepare_processes=2"],  # the default
+        ["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    ],
+    ids=["pool", "threads", "processes"],
+)
+def test_every_running_mode_gives_the_same_bytes(pets_dir, tmp_path, mode):
+    """Against one in-memory worker in this process; --resize re-encodes every image, the faults convert some."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert _run(pets_dir.root, a, "--resize", "40") == 0
-    argv = ["--input", pets_dir.root, "--output_dir", b, "--resize", "40"]
-    argv += ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert _run(pets_dir.root, a, "--resize", "40", "--prepare_processes", "1") == 0
+    argv = ["--input", pets_dir.root, "--output_dir", b, "--resize", "40", *mode]
     assert tfrecord_gen.run(argv) == 0
     names = sorted(os.listdir(a))
     assert names == sorted(os.listdir(b))
@@ -435,7 +444,7 @@ def test_a_truncated_archive_fails_in_one_line_without_a_traceback(pets_dir, tmp
     )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
-    (error,) = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    (error,) = [line for line in proc.stderr.splitlines() if " ERROR: " in line]
     assert error.endswith(
         f"{src}/images.tar.gz is truncated or corrupt (ReadError: unexpected end of data, after "
         f"{error.split('after ')[1].split(' ')[0]} files); download it again"
@@ -506,17 +515,40 @@ def test_equivalent_input_spellings_give_identical_statistics(pets_dir, tmp_path
 
 
 def test_a_file_that_cannot_be_read_is_a_dead_letter(pets_dir, tmp_path, monkeypatch):
-    """Reading is simulated to fail for one image (a vanished file or an I/O error; root ignores permissions)."""
+    """Reading is simulated to fail for one image (a vanished file or an I/O error; root ignores permissions).
+
+    One process (``--prepare_processes 1``), so the patched reader is the one that runs.
+    """
     victim = next(n for n in pets_dir.trainval if n not in pets_dir.faults)
-    real_read = sources.read_payload
+    real_read = examples.read_payload
 
     def read(payload):
         if isinstance(payload, str) and os.path.basename(payload) == victim + ".jpg":
             raise PermissionError(13, "Permission denied", payload)
         return real_read(payload)
 
-    monkeypatch.setattr(sources, "read_payload", read)
+    monkeypatch.setattr(examples, "read_payload", read)
     out = str(tmp_path / "out")
-    assert _run(pets_dir.root, out, "--input_layout", "extracted", "--resize", "32") == 0
+    assert _run(pets_dir.root, out, "--input_layout", "extracted", "--resize", "32", "--prepare_processes", "1") == 0
     error = _errors(out)[victim]
     assert error["reason"] == "unreadable_file" and "Permission denied" in error["detail"]
+
+
+def test_the_default_console_is_progress_and_a_summary(pets_dir, tmp_path):
+    """A whole run as a user starts it: a few lines; the libraries' INFO logs only with -v."""
+    command = [sys.executable, "-m", "beam_seg.tfrecord_gen", "--input", pets_dir.root, "--resize", "32"]
+    quiet = subprocess.run([*command, "--output_dir", str(tmp_path / "a")], capture_output=True, text=True, check=True)
+    lines = (quiet.stderr + quiet.stdout).splitlines()
+    assert len(lines) <= 30, lines
+    assert quiet.stdout.startswith("tfrecord_gen: 59 records of 60 listed images") and "apache_beam" not in quiet.stderr
+    verbose = subprocess.run(
+        [*command, "--output_dir", str(tmp_path / "b"), "-v"], capture_output=True, text=True, check=True
+    )
+    assert "INFO apache_beam" in verbose.stderr
+
+
+def test_progress_lines_count_the_whole_job(pets_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0.0)
+    assert _run(pets_dir.root, str(tmp_path / "out"), "--resize", "32") == 0
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prepared ")]
+    assert progress and progress[-1].startswith("prepared 59 of 60 listed images (")

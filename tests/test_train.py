@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,9 +114,10 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def _refusal(capsys: pytest.CaptureFixture) -> str:
-    """The one line a refused run printed to stderr (``python -m beam_seg.train: ...``), checked to be the only one."""
+    """The one error line a refused run printed to stderr (``python -m beam_seg.train: ...``), checked to be the only
+    line besides the console's progress lines (``HH:MM:SS message``, from checks that ran before the refusal)."""
     err = capsys.readouterr().err
-    lines = err.splitlines()
+    lines = [line for line in err.splitlines() if not re.match(r"\d\d:\d\d:\d\d [^A-Z]", line)]
     assert len(lines) == 1 and lines[0].startswith("python -m beam_seg.train: ") and "Traceback" not in err, err
     return lines[0]
 
@@ -155,6 +157,55 @@ def test_help_lists_every_flag() -> None:
     for flag in flags:
         assert flag in result.stdout, flag
     assert "mobilenetv2_unet" in result.stdout
+
+
+def _without_tensorflow(tmp_path: Path) -> dict[str, str]:
+    """An environment that simulates beam_seg installed without its ``train`` extra: no TensorFlow, no Keras.
+
+    TensorFlow is installed here, so it is hidden: a ``sitecustomize`` replaces each ``sys.path`` directory that holds
+    it by a mirror of symlinks to everything in that directory except TensorFlow and Keras (packages and
+    dist-info), so the import system finds them nowhere, as after ``pip install beam_seg`` alone.
+    """
+    hidden = ("tensorflow", "keras")
+    mapping = {}
+    for i, entry in enumerate(p for p in sys.path if p and os.path.isdir(os.path.join(p, "tensorflow"))):
+        mirror = tmp_path / f"site-{i}"
+        mirror.mkdir()
+        for name in os.listdir(entry):
+            if name in hidden or name.lower().startswith(tuple(f"{h}-" for h in hidden)):
+                continue
+            os.symlink(os.path.join(entry, name), mirror / name)
+        mapping[entry] = str(mirror)
+    assert mapping, "tensorflow is not installed, so there is nothing to hide"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(f"import sys\nsys.path[:] = [{mapping!r}.get(p, p) for p in sys.path]\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(REPO)])}
+
+
+def test_without_tensorflow_training_exits_2_with_the_install_line(tmp_path: Path) -> None:
+    env = _without_tensorflow(tmp_path)
+    check = "import importlib.util as u, sys; print([bool(u.find_spec(m)) for m in sys.argv[1:]])"
+    control = subprocess.run(  # The simulation holds: no TensorFlow or Keras, everything else still there.
+        [sys.executable, "-c", check, "tensorflow", "keras", "numpy", "apache_beam", "beam_seg"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert control.stdout.strip() == "[False, False, True, True, True]", control.stdout + control.stderr
+    run = ["-m", "beam_seg.train", "--data_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "model")]
+    proc = subprocess.run([sys.executable, *run], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == cli.EXIT_USAGE, proc.stderr
+    expected = (
+        "python -m beam_seg.train: tensorflow is not installed; training needs the train extra: "
+        "pip install 'beam_seg[train]'"
+    )
+    assert proc.stderr.splitlines() == [expected]
+    assert not (tmp_path / "model").exists()
+    # --help still answers without TensorFlow.
+    proc = subprocess.run([sys.executable, "-m", "beam_seg.train", "--help"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--data_dir" in proc.stdout, proc.stderr
 
 
 def test_config_rejects_bad_values() -> None:

@@ -72,7 +72,9 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, Outputs]:
 
     argv = list(argv)
     options = cli.parse_pipeline_options(argv)
-    cli.apply_local_runner_defaults(options, argv, running_mode=flags.LOCAL_RUNNING_MODE)
+    cli.apply_local_runner_defaults(
+        options, argv, running_mode=flags.LOCAL_RUNNING_MODE, num_workers=flags.LOCAL_NUM_WORKERS
+    )
     opts = options.view_as(pipeline.TFRecordGenOptions)
     flags.check_values(opts)
     FileSystems.set_options(options)  # Construction-time reads use the job's GCS settings (e.g. --no_auth).
@@ -91,6 +93,8 @@ def build_pipeline(argv: Sequence[str]) -> tuple[beam.Pipeline, Outputs]:
         target_shard_bytes=int(opts.target_shard_mb * 1e6),
         shards_per_split=opts.shards_per_split,
         redistribute=pipeline.runs_on_many_workers(options),
+        one_process=pipeline.runs_in_one_process(options),
+        prepare_processes=opts.prepare_processes or pipeline.default_prepare_processes(options),
     )
     temp_dir = fs.join(opts.output_dir, f".tmp-{uuid.uuid4().hex}")
     p = beam.Pipeline(options=options)
@@ -131,7 +135,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     from apache_beam.options.pipeline_options import StandardOptions, TestOptions
 
-    cli.configure_logging()
+    cli.configure_logging(argv)
     try:
         p, outputs = build_pipeline(argv)
     except cli.UsageError as e:

@@ -13,6 +13,7 @@ from beam_seg.formats import ERRORS_NAME, SCHEMA_NAME, STATS_NAME
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "LOCAL_NUM_WORKERS",
     "LOCAL_RUNNING_MODE",
     "PROG",
     "add_flags",
@@ -22,8 +23,10 @@ __all__ = [
 ]
 
 PROG = "python -m beam_seg.tfrecord_gen"
-# The local running mode: the fastest one measured by bench/tfrecord_gen.py.
-LOCAL_RUNNING_MODE = "multi_threading"
+# The local running mode and worker count: one in-memory Beam worker (the least overhead), whose heavy step runs in a
+# pool of one process per core (--prepare_processes); the fastest setup measured by bench/tfrecord_gen.py.
+LOCAL_RUNNING_MODE = "in_memory"
+LOCAL_NUM_WORKERS = 1
 # Largest image or trimap accepted, in pixels: PIL's own decompression-bomb warning limit (~89.5 MP), far above any
 # PETS image (the largest has a few MP).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -95,6 +98,15 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Replace an existing TFRecord set in --output_dir (otherwise the job refuses to start).",
     )
+    parser.add_argument(
+        "--prepare_processes",
+        type=int,
+        default=0,
+        help="Processes that decode, validate and encode images inside each Beam worker. Default 0: one per core "
+        "with a local runner that keeps its workers in this process (divided among --direct_num_workers), else 1 "
+        "(Dataflow runs a worker process per core already).",
+    )
+    cli.add_logging_flags(parser)
 
 
 def check_values(opts: argparse.Namespace) -> None:
@@ -107,6 +119,8 @@ def check_values(opts: argparse.Namespace) -> None:
         raise cli.UsageError("--input and --output_dir are required (see --help)")
     if opts.resize is not None and not 8 <= opts.resize <= 4096:
         raise cli.UsageError(f"--resize {opts.resize} is out of range; use a side between 8 and 4096 pixels")
+    if opts.prepare_processes < 0:
+        raise cli.UsageError(f"--prepare_processes {opts.prepare_processes} must be >= 0 (0: automatic)")
     if opts.max_pixels < 1:
         raise cli.UsageError(f"--max_pixels {opts.max_pixels} must be >= 1")
     if not 0.0 <= opts.val_fraction < 1.0:
@@ -144,7 +158,8 @@ Apache Beam pipeline options are accepted too (any other flag is an error), for 
   --runner DirectRunner|DataflowRunner   default: {cli.LOCAL_RUNNER} (the DirectRunner's batch engine,
                                          without its Prism download attempt) with
                                          --direct_running_mode={LOCAL_RUNNING_MODE}
-                                         --direct_num_workers=<number of cores>
+                                         --direct_num_workers={LOCAL_NUM_WORKERS} (and --prepare_processes
+                                         <number of cores>)
   --direct_running_mode, --direct_num_workers
   Dataflow: --project, --region, --temp_location gs://..., --staging_location gs://...,
             --setup_file ./setup.py, --machine_type, --max_num_workers,

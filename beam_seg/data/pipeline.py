@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
-import warnings
+import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
+from typing import ClassVar
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
-from PIL import Image
 
 from beam_seg import cli, fs
-from beam_seg.data import codec, imaging, lists, sharding, sources
+from beam_seg.data import codec, examples, sharding, sources, splits
 from beam_seg.data import options as flags
 from beam_seg.data import stats as stats_lib
-from beam_seg.data.stats import DatasetReportFn, SplitStats, example_stats
+from beam_seg.data.report import DatasetReportFn
+from beam_seg.data.stats import SplitStats
 from beam_seg.formats import ERRORS_NAME, SCHEMA_NAME, SPLITS, STATS_NAME, shard_pattern
 
 __all__ = [
@@ -32,8 +37,10 @@ __all__ = [
     "IncompleteOutputError",
     "JobSettings",
     "TFRecordGenOptions",
+    "default_prepare_processes",
     "existing_outputs",
     "failures_of",
+    "runs_in_one_process",
     "runs_on_many_workers",
 ]
 
@@ -59,122 +66,108 @@ class IncompleteOutputError(RuntimeError):
     """
 
 
-def _dead_letter(name: str, split: str, stage: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
-    beam.metrics.Metrics.counter("beam_seg", "images_failed").inc()
-    entry = {"name": name, "split": split, "stage": stage, "reason": reason, "detail": detail}
-    return beam.pvalue.TaggedOutput(_REPORT, (stats_lib.ERROR, entry))
+# Image names per batch and pool process: enough that a process rarely waits at a batch's end.
+_BATCH_PER_PROCESS = 128
+# Seconds between two progress lines of the heavy step.
+PROGRESS_SECONDS = 10.0
 
 
-def _ignored(reason: str) -> beam.pvalue.TaggedOutput:
-    beam.metrics.Metrics.counter("beam_seg", "files_ignored").inc()
-    return beam.pvalue.TaggedOutput(_REPORT, (stats_lib.IGNORED, reason))
+class _Progress:
+    """Records prepared in this process, logged every :data:`PROGRESS_SECONDS` (one line per process, not thread).
 
-
-def _read(payload: bytes | str) -> bytes:
-    """A file's bytes (see :func:`~beam_seg.data.sources.read_payload`); a file that cannot be read is a dead letter."""
-    try:
-        return sources.read_payload(payload)
-    except OSError as e:
-        raise imaging.BadInputError("unreadable_file", f"{payload}: {type(e).__name__}: {e}") from None
-
-
-class _PrepareExampleFn(beam.DoFn):
-    """Turns one image name's joined files into a record, a dead-letter entry, or ignored files.
-
-    Main output: ``(split, (shard key, name, serialized example))``; tagged output ``report``: the
-    items :class:`~beam_seg.data.stats.DatasetReportFn` combines (a record's statistics, a dead-letter
-    entry, or an ignored file's reason).
+    Shared by the step's DoFn instances of one job in one process (the local runner runs one per thread), through
+    :meth:`for_job`.
     """
 
-    def __init__(self, *, has_lists: bool, resize: int | None, max_pixels: int, val_fraction: float, seed: int) -> None:
-        self._has_lists = has_lists
-        self._resize = resize
-        self._max_pixels = max_pixels
-        self._val_fraction = val_fraction
-        self._seed = seed
+    _lock = threading.Lock()
+    _jobs: ClassVar[dict[str, _Progress]] = {}
+
+    def __init__(self, listed: int | None, whole_job: bool) -> None:
+        self._listed = listed
+        self._whole_job = whole_job
+        self._count = 0
+        self._started = self._logged = time.monotonic()
+
+    @classmethod
+    def for_job(cls, job: str, listed: int | None, whole_job: bool) -> _Progress:
+        """The tracker of ``job`` in this process (created by its first DoFn instance)."""
+        with cls._lock:
+            if job not in cls._jobs:
+                cls._jobs[job] = cls(listed, whole_job)
+            return cls._jobs[job]
+
+    def add(self) -> None:
+        """Counts one record; logs a progress line when one is due."""
+        now = time.monotonic()
+        with self._lock:
+            self._count += 1
+            if now - self._logged < PROGRESS_SECONDS:
+                return
+            self._logged, count = now, self._count
+        rate = count / max(now - self._started, 1e-9)
+        if self._whole_job and self._listed:
+            logger.info("prepared %d of %d listed images (%.0f/s)", count, self._listed, rate)
+        else:
+            logger.info("prepared %d images in this worker process (%.0f/s)", count, rate)
+
+
+class _PrepareExamplesFn(beam.DoFn):
+    """Turns batches of image names' joined files into records, dead-letter entries and ignored files.
+
+    The work is :func:`~beam_seg.data.examples.prepare_group`, run by a pool of ``processes`` processes that this
+    DoFn starts in ``setup()`` (or in this process when ``processes`` is 1, as on Dataflow, which runs a worker
+    process per core already). Main output: ``(split, (shard key, name, serialized example))``; tagged output
+    ``report``: the items :class:`~beam_seg.data.report.DatasetReportFn` combines.
+    """
+
+    def __init__(
+        self,
+        settings: examples.PrepareSettings,
+        *,
+        processes: int = 1,
+        progress: tuple[str, int | None, bool] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._processes = processes
+        self._progress_key = progress
         self._images_read = beam.metrics.Metrics.counter("beam_seg", "images_read")
         self._records_written = beam.metrics.Metrics.counter("beam_seg", "records_written")
-        self._seen = 0
+        self._images_failed = beam.metrics.Metrics.counter("beam_seg", "images_failed")
+        self._files_ignored = beam.metrics.Metrics.counter("beam_seg", "files_ignored")
+        self._pool: Executor | None = None
+        self._progress: _Progress | None = None
 
     def setup(self) -> None:
-        """Lets PIL open every image up to ``max_pixels`` without its own bomb warning or error.
+        """Starts the pool (and lets PIL open images up to ``max_pixels`` here too)."""
+        self._pool = examples.make_pool(self._processes, self._settings.max_pixels)
+        if self._progress_key is not None:
+            self._progress = _Progress.for_job(*self._progress_key)
 
-        :func:`~beam_seg.data.imaging.prepare_pair` refuses larger ones from their headers; PIL's process-wide
-        limit would otherwise warn on stderr from half of it and refuse from twice its default.
-        """
-        Image.MAX_IMAGE_PIXELS = max(self._max_pixels, Image.MAX_IMAGE_PIXELS or 0)
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    def process(self, batch: list[tuple[str, dict[str, Iterable]]]) -> Iterator:
+        """Prepares one batch; yields its records and report items."""
+        assert self._pool is not None
+        # Plain lists: a CoGroupByKey's lazy iterables do not pickle to the pool.
+        groups = [(name, {"listing": list(g["listing"]), "files": list(g["files"])}) for name, g in batch]
+        work = functools.partial(examples.prepare_group, settings=self._settings)
+        for prepared in self._pool.map(work, groups, chunksize=examples.chunk_size(groups, self._processes)):
+            self._images_read.inc(prepared.images_read)
+            for item in prepared.report:
+                if item[0] == stats_lib.ERROR:
+                    self._images_failed.inc()
+                elif item[0] == stats_lib.IGNORED:
+                    self._files_ignored.inc()
+                yield beam.pvalue.TaggedOutput(_REPORT, item)
+            if prepared.record is not None:
+                self._records_written.inc()
+                if self._progress is not None:
+                    self._progress.add()
+                yield prepared.record
 
-    def process(self, element: tuple[str, dict[str, Iterable]]) -> Iterator:
-        name, groups = element
-        listed, files = list(groups["listing"]), list(groups["files"])
-        images = [payload for kind, payload in files if kind == sources.IMAGE]
-        trimaps = [payload for kind, payload in files if kind == sources.TRIMAP]
-        for kind, reason in files:
-            if kind == sources.IGNORED:
-                yield _ignored(reason)
-            elif kind == sources.FAILURE:
-                yield beam.pvalue.TaggedOutput(_REPORT, (stats_lib.FAILURE, reason))
-        self._images_read.inc(len(images))
-        if listed:
-            split, label, species = listed[0]
-        elif self._has_lists:
-            yield from [_ignored("unlisted_image")] * len(images)
-            yield from [_ignored("unlisted_trimap")] * len(trimaps)
-            return
-        elif not images:
-            yield from [_ignored("trimap_without_image")] * len(trimaps)
-            return
-        else:
-            split = "trainval"
-            try:
-                entry = lists.entry_from_name(name)
-            except ValueError as e:
-                yield _dead_letter(name, split, "pair", "unknown_breed", str(e))
-                return
-            label, species = entry.label, entry.species
-        if split == "trainval":
-            split = "val" if sharding.is_val(name, self._val_fraction, self._seed) else "train"
-        if not images:
-            yield _dead_letter(name, split, "pair", "missing_image", "no images/<name>.{jpg,jpeg,png} file")
-            return
-        if len(images) > 1:
-            yield _dead_letter(name, split, "pair", "duplicate_image", f"{len(images)} image files share this name")
-            return
-        if not trimaps:
-            yield _dead_letter(name, split, "pair", "missing_trimap", "no annotations/trimaps/<name>.png file")
-            return
-        try:
-            image_bytes, trimap_bytes = _read(images[0]), _read(trimaps[0])
-            pair = imaging.prepare_pair(image_bytes, trimap_bytes, self._resize, max_pixels=self._max_pixels)
-        except imaging.BadInputError as e:
-            yield _dead_letter(name, split, "decode", e.reason, e.detail)
-            return
-        serialized = codec.encode_example(
-            codec.PetExample(
-                image=pair.image,
-                mask=pair.mask,
-                height=pair.height,
-                width=pair.width,
-                file_name=name,
-                label=label,
-                species=species,
-            )
-        )
-        stats = example_stats(
-            pair.rgb_image,
-            pair.mask_image,
-            source_height=pair.source_height,
-            source_width=pair.source_width,
-            record_bytes=len(serialized),
-            conversion=pair.conversion,
-        )
-        self._records_written.inc()
-        self._seen += 1
-        if self._seen % 500 == 0:
-            logger.info("this worker has prepared %d records", self._seen)
-        yield beam.pvalue.TaggedOutput(_REPORT, (stats_lib.STATS, split, stats))
-        yield split, (sharding.shard_key(name, self._seed), name, serialized)
+    def teardown(self) -> None:
+        """Stops the pool."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class _FinalizeFn(beam.DoFn):
@@ -287,6 +280,26 @@ def _check_complete(stats: dict[str, object], errors: list[dict]) -> None:
         )
 
 
+def runs_in_one_process(options: PipelineOptions) -> bool:
+    """Whether every worker runs in the driver's process: a local runner not in multi-processing mode."""
+    runner = options.view_as(StandardOptions).runner
+    return cli.is_local_runner(runner or cli.LOCAL_RUNNER) and (
+        options.view_as(DirectOptions).direct_running_mode != "multi_processing"
+    )
+
+
+def default_prepare_processes(options: PipelineOptions) -> int:
+    """Pool processes per worker when ``--prepare_processes`` is 0.
+
+    The cores, shared by the workers of a local runner that keeps them in this process; 1 elsewhere (the
+    multi-processing mode and Dataflow run a worker process per core).
+    """
+    if not runs_in_one_process(options):
+        return 1
+    workers = max(1, options.view_as(DirectOptions).direct_num_workers or 1)
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def runs_on_many_workers(options: PipelineOptions) -> bool:
     """False only for the local default runner given a single worker, where redistributing is pure overhead."""
     runner = options.view_as(StandardOptions).runner
@@ -302,7 +315,7 @@ def existing_outputs(output_dir: str) -> list[str]:
 
 def _shard_counts(report: dict, target_bytes: int, fixed: int) -> dict[str, int]:
     return {
-        split: sharding.num_shards_for(s["record_bytes"], target_bytes, fixed) for split, s in report["splits"].items()
+        split: splits.num_shards_for(s["record_bytes"], target_bytes, fixed) for split, s in report["splits"].items()
     }
 
 
@@ -318,6 +331,9 @@ class JobSettings:
         target_shard_bytes: Shard size target.
         shards_per_split: Fixed shard count per split (0: from ``target_shard_bytes``).
         redistribute: Spread the file groups over workers before the heavy step (see :class:`ReadPetsFiles`).
+        one_process: Every worker runs in the driver's process (the local runner's in-memory and multi-threading
+            modes), so a progress line can count the whole job.
+        prepare_processes: Processes each worker's heavy step runs in (a pool; 1: the worker's own process).
     """
 
     resize: int | None
@@ -327,6 +343,8 @@ class JobSettings:
     target_shard_bytes: int
     shards_per_split: int
     redistribute: bool
+    one_process: bool = False
+    prepare_processes: int = 1
 
 
 class BuildTFRecords(beam.PTransform):
@@ -345,15 +363,29 @@ class BuildTFRecords(beam.PTransform):
         # (name, {"listing": [(split, label, species)], "files": [(kind, payload)]})
         files = pbegin | "ReadPetsFiles" >> sources.ReadPetsFiles(source, redistribute=settings.redistribute)
         # records: (split, (shard key, name, serialized example)); report: statistics, dead letters, ignored files
-        prepared = files | "PrepareExamples" >> beam.ParDo(
-            _PrepareExampleFn(
-                has_lists=source.listing is not None,
-                resize=settings.resize,
-                max_pixels=settings.max_pixels,
-                val_fraction=settings.val_fraction,
-                seed=settings.split_seed,
-            )
-        ).with_outputs(_REPORT, main="records")
+        batch = _BATCH_PER_PROCESS * settings.prepare_processes
+        prepared = (
+            files
+            | "Batch" >> beam.BatchElements(min_batch_size=batch, max_batch_size=batch)
+            | "PrepareExamples"
+            >> beam.ParDo(
+                _PrepareExamplesFn(
+                    examples.PrepareSettings(
+                        has_lists=source.listing is not None,
+                        resize=settings.resize,
+                        max_pixels=settings.max_pixels,
+                        val_fraction=settings.val_fraction,
+                        seed=settings.split_seed,
+                    ),
+                    processes=settings.prepare_processes,
+                    progress=(
+                        self._temp_dir,
+                        len(source.listing) if source.listing is not None else None,
+                        settings.one_process,
+                    ),
+                )
+            ).with_outputs(_REPORT, main="records")
+        )
         # One dict. Without defaults: Finalize substitutes the empty report itself, which spares the three steps
         # CombineGlobally adds to inject one.
         report = prepared[_REPORT] | "Report" >> beam.CombineGlobally(DatasetReportFn()).without_defaults()

@@ -300,6 +300,7 @@ def _parser() -> cli.StrictArgumentParser:
         "--test_fraction", type=float, default=0.5, help="Share of images in test.txt (default: %(default)s)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Random seed (default: %(default)s).")
+    cli.add_logging_flags(parser)
     parser.add_argument(
         "--no_faults",
         dest="faults",
@@ -327,7 +328,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
     except (cli.UsageError, ValueError) as e:
         return cli.usage_exit_code(PROG, cli.UsageError(str(e)))
-    cli.configure_logging()
+    cli.configure_logging(sys.argv[1:] if argv is None else list(argv))
     try:
         dataset = make_sample_data(
             args.output_dir,

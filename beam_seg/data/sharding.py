@@ -1,16 +1,11 @@
-"""Deterministic splits and shards, and the shard writer.
+"""The shard writer: records grouped by shard, sorted by their key, written under a temporary name.
 
-Determinism by construction (as TensorFlow Datasets does it): every record is keyed by a salted
-stable hash of its image name; the hash decides the val carve-out, the shard a record lands in and
-its position inside the shard. Nothing random runs on a worker, shard counts come from the data,
-and shards are written under a temporary name and only renamed into place once all are written.
+Shard keys and counts come from :mod:`beam_seg.data.splits`; nothing random runs on a worker, so shard bytes are
+reproducible, and shards are only renamed into place once all are written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-import struct
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -21,40 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_seg.data.codec import frame_record
 from beam_seg.formats import shard_name
 
-__all__ = [
-    "WriteShards",
-    "is_val",
-    "num_shards_for",
-    "shard_key",
-    "stable_hash",
-    "write_tfrecord_file",
-]
-
-_VAL_SALT = "beam_seg/val"
-_SHARD_SALT = "beam_seg/shard"
-
-
-def stable_hash(name: str, salt: str, seed: int = 0) -> int:
-    """A 64-bit hash of ``name`` that is the same on every machine, process and Python version."""
-    digest = hashlib.md5(f"{salt}:{seed}:{name}".encode(), usedforsecurity=False).digest()
-    return struct.unpack(">Q", digest[:8])[0]
-
-
-def is_val(name: str, val_fraction: float, seed: int = 0) -> bool:
-    """Whether a trainval image belongs to the val carve-out (a stable ``val_fraction`` share)."""
-    return stable_hash(name, _VAL_SALT, seed) < val_fraction * 2**64
-
-
-def shard_key(name: str, seed: int = 0) -> int:
-    """The key that decides a record's shard and its position inside the shard."""
-    return stable_hash(name, _SHARD_SALT, seed)
-
-
-def num_shards_for(total_bytes: int, target_shard_bytes: int, fixed: int = 0) -> int:
-    """Shards for a split: ``fixed`` when given, else enough for ``target_shard_bytes`` each, at least 1."""
-    if fixed:
-        return fixed
-    return max(1, math.ceil(total_bytes / target_shard_bytes))
+__all__ = ["WriteShards", "write_tfrecord_file"]
 
 
 def write_tfrecord_file(path: str, records: Iterable[bytes]) -> tuple[int, int]:

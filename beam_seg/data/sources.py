@@ -22,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_seg import fs
-from beam_seg.data import lists
+from beam_seg.data import examples, lists
 
 __all__ = [
     "ARCHIVES",
@@ -32,7 +32,6 @@ __all__ = [
     "classify_path",
     "find_input",
     "group_extracted_files",
-    "read_payload",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,8 @@ ARCHIVES: tuple[str, str] = ("images.tar.gz", "annotations.tar.gz")
 _SPLIT_LISTS: dict[str, str] = {"trainval": "annotations/trainval.txt", "test": "annotations/test.txt"}
 _IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 
-# File kinds in the (kind, payload) pairs of ReadPetsFiles; FAILURE's payload says why an archive could not be read.
-IMAGE, TRIMAP, IGNORED, FAILURE = "image", "trimap", "ignored", "failure"
+# File kinds in the (kind, payload) pairs of ReadPetsFiles (defined with the step that consumes them).
+IMAGE, TRIMAP, IGNORED, FAILURE = examples.IMAGE, examples.TRIMAP, examples.FILE_IGNORED, examples.FILE_FAILURE
 
 
 class InputError(ValueError):
@@ -255,14 +254,6 @@ def listed_item(listed: tuple[str, lists.ListEntry]) -> tuple[str, int, int]:
     return split, entry.label, entry.species
 
 
-def read_payload(payload: bytes | str) -> bytes:
-    """Returns a file's bytes: ``payload`` itself, or the contents of the path it names."""
-    if isinstance(payload, bytes):
-        return payload
-    with FileSystems.open(payload, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
 def group_extracted_files(source: PetsInput) -> list[tuple[str, dict[str, list]]]:
     """Lists the extracted layout's images/ and trimaps/ folders and groups every file with its listing.
 
@@ -296,9 +287,9 @@ class ReadPetsFiles(beam.PTransform):
     ``files`` holds ``(kind, payload)`` pairs with ``kind`` ``"image"`` or ``"trimap"``, whose payload
     is the file's bytes when streamed from an archive (paired by name with a ``CoGroupByKey``), or its
     path in the extracted layout (paired from two folder listings by :func:`group_extracted_files`,
-    read later by :func:`read_payload`). Junk such as ``._*`` and ``.mat`` files is keyed by its own
-    path, with kind ``"ignored"`` and the reason as payload, so it never pairs with anything; so is an
-    archive that cannot be read to its end, with kind ``"failure"`` and the problem as payload.
+    read later by :func:`~beam_seg.data.examples.read_payload`). Junk such as ``._*`` and ``.mat`` files
+    is keyed by its own path, with kind ``"ignored"`` and the reason as payload, so it never pairs with
+    anything; so is an archive that cannot be read to its end, with kind ``"failure"`` and the problem.
     """
 
     def __init__(self, source: PetsInput, *, redistribute: bool = True) -> None:

@@ -231,10 +231,11 @@ def _fail(plan: PublishPlan, line: str, *, status: str = "failed") -> None:
         logger.error("could not write the manifest to %s: %s", plan.output_dir, e)
 
 
-def _configure_logging() -> None:
-    """The stages' CLI logging, minus one INFO line per HTTP request and Beam's tracebacks of reported errors."""
-    cli.configure_logging(reported=(errors.HubError,))
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+def _configure_logging(argv: Sequence[str]) -> None:
+    """The stages' CLI logging, minus Beam's tracebacks of reported errors (and, without -v, one line per request)."""
+    verbose, level = cli.configure_logging(argv, reported=(errors.HubError,))
+    if not verbose and level is None:
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -243,7 +244,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if cli.wants_help(argv):
         flags.help_parser().print_help()
         return EXIT_OK
-    _configure_logging()
+    _configure_logging(argv)
     try:
         options, plan = prepare(argv)
     except cli.UsageError as e:

@@ -36,6 +36,7 @@ _FALSE = {"false", "0", "no", "off"}
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Adds the job's own flags to ``parser``."""
+    cli.add_logging_flags(parser)
     cli.add_shared_argument(
         parser,
         "--output_dir",

@@ -305,6 +305,7 @@ def build_parser() -> cli.StrictArgumentParser:
         default=d["num_predictions"].default,
         help="Val examples drawn in predictions.png (default: %(default)s).",
     )
+    cli.add_logging_flags(p)
     return p
 
 
@@ -316,5 +317,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         ConfigError: on a value or combination of values that cannot be trained with.
         SystemExit: for ``--help``, once the help is printed.
     """
-    args = build_parser().parse_args(argv)
-    return TrainConfig(**vars(args))
+    values = vars(build_parser().parse_args(argv))
+    for console_only in ("verbose", "log_level"):  # Read by cli.configure_logging; not a training setting.
+        values.pop(console_only)
+    return TrainConfig(**values)

@@ -3,11 +3,14 @@
 Trains, evaluates and exports as :mod:`beam_seg.train.trainer` describes. Exit codes: 0 ok; 2 bad flags or data, one
 line ``python -m beam_seg.train: ...`` on stderr naming the file (no ``stats.json``, shards other than the ones it
 names, a corrupt shard, a record that lacks a feature or whose image does not decode; nothing is written then);
-3 the loss became NaN (the last good checkpoint is kept, nothing is exported).
+3 the loss became NaN (the last good checkpoint is kept, nothing is exported). Without TensorFlow (the package
+installed without its ``train`` extra, as on the Dataflow workers of stages 1 and 3) it exits 2 with one line saying
+``pip install 'beam_seg[train]'``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -22,6 +25,14 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_DIVERGED = 0, 3
 
+# The top-level modules of setup.py's ``train`` extra that training imports (tfx-bsl is not imported).
+_TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
+
+
+def _missing_train_module() -> str | None:
+    """The first module of the ``train`` extra that is not installed, or ``None`` (looked up, not imported)."""
+    return next((name for name in _TRAIN_MODULES if importlib.util.find_spec(name) is None), None)
+
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parses the flags, trains, and returns the exit code (see the module docstring)."""
@@ -30,9 +41,19 @@ def run(argv: Sequence[str] | None = None) -> int:
         config = parse_args(argv)
     except cli.UsageError as e:
         return cli.usage_exit_code(PROG, e)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cli.configure_logging()
-    from beam_seg.train import trainer  # TensorFlow: only past the flags.
+    missing = _missing_train_module()
+    if missing is not None:  # Before TensorFlow's import, and before a training run that would end in ImportError.
+        line = f"{missing} is not installed; training needs the train extra: pip install 'beam_seg[train]'"
+        print(f"{PROG}: {line}", file=sys.stderr)  # CLI error line, as for a bad flag.
+        return cli.EXIT_USAGE
+    verbose, level = cli.configure_logging(argv)
+    quiet = not verbose and level is None
+    if quiet:  # TensorFlow's C++ INFO/WARNING/ERROR lines (a CUDA probe on a CPU machine is an "error").
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with cli.native_stderr_quieted(quiet):  # What TensorFlow prints at import, before its logging starts.
+        import tensorflow  # noqa: F401 - imported here (seconds) only past the flags.
+
+        from beam_seg.train import trainer
 
     try:
         result = trainer.train(config)
