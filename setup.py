@@ -68,9 +68,9 @@ setuptools.setup(
     extras_require={
         # Stage 2 (python -m beam_seg.train) and the model loader (beam_seg.loader). tfx-bsl is not imported
         # today; it stays here, out of the workers' set, until it is used or dropped.
-        "train": _pinned("tensorflow", "keras", "matplotlib", "tfx-bsl"),
+        "train": _pinned("tensorflow", "keras", "matplotlib", "tfx-bsl", "ai-edge-litert"),
         # The Gradio Space template (served locally with TensorFlow) and its browser test.
-        "app": _pinned("gradio", "tensorflow"),
+        "app": _pinned("gradio", "tensorflow", "ai-edge-litert"),
         "test": _pinned("pytest", "pytest-timeout", "gcp-storage-emulator", "playwright", "ruff"),
     },
 )

@@ -16,6 +16,8 @@ __all__ = [
     "HISTORY_NAME",
     "INPUT_BYTES",
     "INPUT_IMAGES",
+    "LITERT_FLOAT32_NAME",
+    "LITERT_INPUT",
     "METRICS_NAME",
     "OUTPUT_MASK",
     "OUTPUT_PROBABILITIES",
@@ -73,3 +75,7 @@ INPUT_BYTES = "image_bytes"
 INPUT_IMAGES = "images"
 OUTPUT_MASK = "mask"
 OUTPUT_PROBABILITIES = "probabilities"
+# The LiteRT (TFLite) models: signature ``serving_default``, input ``image`` uint8 ``[1, S, S, 3]`` RGB already
+# resized to S x S, outputs ``mask`` and ``probabilities`` as in the SavedModel (batch of one).
+LITERT_FLOAT32_NAME = "model.tflite"
+LITERT_INPUT = "image"

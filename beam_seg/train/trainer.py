@@ -34,6 +34,7 @@ from beam_seg.formats import (
     CURVES_NAME,
     EVAL_SPLITS,
     HISTORY_NAME,
+    LITERT_FLOAT32_NAME,
     METRICS_NAME,
     PREDICTIONS_NAME,
     SAVED_MODEL_DIR,
@@ -41,7 +42,7 @@ from beam_seg.formats import (
 )
 from beam_seg.pets import MASK_CLASSES, PALETTE
 from beam_seg.train import dataset as input_pipeline
-from beam_seg.train import export, models, reports
+from beam_seg.train import export, litert, models, reports
 from beam_seg.train import metrics as seg_metrics
 from beam_seg.train.callbacks import NanGuard, make_callbacks
 from beam_seg.train.config import ConfigError, TrainConfig
@@ -488,6 +489,7 @@ def _write_outputs(state: _Run, serving: keras.Model, metrics: dict[str, Any], s
     fs.write_json(fs.join(out, HISTORY_NAME), state.history)
     fs.write_json(fs.join(out, METRICS_NAME), metrics)
     export.export_saved_model(serving, fs.join(out, SAVED_MODEL_DIR), image_size=config.image_size)
+    fs.write_bytes(fs.join(out, LITERT_FLOAT32_NAME), litert.convert(serving, image_size=config.image_size))
     if state.history:
         fs.write_bytes(fs.join(out, CURVES_NAME), reports.plot_training_curves(state.history))
     if config.num_predictions:
