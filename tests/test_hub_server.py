@@ -627,3 +627,53 @@ def test_server_context_manager_stops_cleanly() -> None:
     assert not storage.exists()
     with pytest.raises(httpx2.TransportError), httpx2.Client() as client:
         client.get(f"{url}/api/models/a/b")
+
+
+# ------------------------------------------------------------------------------------------ Space hardware
+
+
+FREE_USER, FREE_TOKEN = "free-tester", "hf_free_tester_token"
+
+
+def test_a_free_account_pays_for_cpu_basic_but_not_for_zerogpu_or_static(hub_server: HubServer) -> None:
+    hub_server.add_user(FREE_USER, FREE_TOKEN, plan="free")
+    free = HfApi(endpoint=hub_server.url, token=FREE_TOKEN)
+    for kwargs in ({"space_sdk": "gradio"}, {"space_sdk": "docker", "space_hardware": "cpu-basic"}):
+        with pytest.raises(HfHubHTTPError) as caught:
+            free.create_repo(f"{FREE_USER}/demo", repo_type="space", **kwargs)
+        assert caught.value.response.status_code == 402
+        assert "hosting Gradio and Docker Spaces on free cpu-basic requires a PRO subscription" in str(caught.value)
+    with pytest.raises(HfHubHTTPError, match="PRO subscription or a payment method"):
+        free.create_repo(f"{FREE_USER}/demo", repo_type="space", space_sdk="gradio", space_hardware="t4-small")
+    free.create_repo(f"{FREE_USER}/static", repo_type="space", space_sdk="static")
+    for name in ("zero-1", "zero-2"):
+        free.create_repo(f"{FREE_USER}/{name}", repo_type="space", space_sdk="gradio", space_hardware="zero-a10g")
+    with pytest.raises(HfHubHTTPError, match="up to 2 ZeroGPU Spaces") as caught:
+        free.create_repo(f"{FREE_USER}/zero-3", repo_type="space", space_sdk="gradio", space_hardware="zero-a10g")
+    assert caught.value.response.status_code == 402
+    # Existing Space: exist_ok swallows the 402 (the client then checks that the repo exists), as on the Hub.
+    free.create_repo(f"{FREE_USER}/zero-1", repo_type="space", space_sdk="gradio", exist_ok=True)
+    with pytest.raises(HfHubHTTPError, match="requires a PRO subscription"):
+        free.request_space_hardware(f"{FREE_USER}/zero-1", "cpu-basic")
+    # A PRO account keeps cpu-basic, the default.
+    pro = HfApi(endpoint=hub_server.url, token=DEFAULT_TOKEN)
+    pro.create_repo(f"{DEFAULT_USER}/demo", repo_type="space", space_sdk="gradio")
+    assert pro.get_space_runtime(f"{DEFAULT_USER}/demo").requested_hardware == "cpu-basic"
+
+
+def test_a_zerogpu_space_without_a_spaces_gpu_function_is_a_runtime_error(hub_server: HubServer) -> None:
+    api = HfApi(endpoint=hub_server.url, token=DEFAULT_TOKEN)
+    space = f"{DEFAULT_USER}/zero"
+    api.create_repo(space, repo_type="space", space_sdk="gradio", space_hardware="zero-a10g")
+    assert api.get_space_runtime(space).stage == "NO_APP_FILE"
+    readme = CommitOperationAdd("README.md", b"---\nsdk: gradio\napp_file: app.py\n---\n")
+    plain = CommitOperationAdd("app.py", b"import gradio as gr\ngr.Interface(lambda x: x, 'text', 'text').launch()\n")
+    api.create_commit(space, repo_type="space", operations=[readme, plain], commit_message="no GPU function")
+    runtime = api.get_space_runtime(space)
+    assert (runtime.stage, runtime.hardware, runtime.requested_hardware) == ("RUNTIME_ERROR", None, "zero-a10g")
+    assert "@spaces.GPU" in runtime.raw["errorMessage"]
+    decorated = CommitOperationAdd("app.py", b"import spaces\n\n@spaces.GPU\ndef warm():\n    pass\n")
+    api.create_commit(space, repo_type="space", operations=[decorated], commit_message="with one")
+    runtime = api.get_space_runtime(space)
+    assert (runtime.stage, runtime.hardware) == ("RUNNING", "zero-a10g")
+    assert hub_server.space_runtime(space)["stage"] == "RUNNING"

@@ -19,6 +19,7 @@ __all__ = [
     "HubUnavailableError",
     "MissingTokenError",
     "NotFoundError",
+    "PaymentRequiredError",
     "PermissionDeniedError",
     "VersionConflictError",
     "VersionNotFoundError",
@@ -57,6 +58,18 @@ class PermissionDeniedError(HubError):
 
 class NotFoundError(HubError):
     """HTTP 404: the repository, revision or file does not exist (or is private to someone else)."""
+
+
+class PaymentRequiredError(HubError):
+    """HTTP 402: the account's plan does not cover the request (e.g. a Gradio Space on cpu-basic for a free account).
+
+    Attributes:
+        server_message: What the Hub said, one line.
+    """
+
+    def __init__(self, message: str, *, server_message: str, repo_id: str | None = None) -> None:
+        super().__init__(message, repo_id=repo_id, status=402)
+        self.server_message = server_message
 
 
 class HubUnavailableError(HubError):
@@ -138,13 +151,18 @@ def translate_error(
             repo_id=repo_id,
             status=404,
         )
+    detail = (getattr(exc, "server_message", None) or str(exc)).strip().splitlines()
+    if status == 402:
+        said = detail[0][:300] if detail else "payment required"
+        return PaymentRequiredError(
+            f"the Hub answered HTTP 402 while {action} {what}: {said}", server_message=said, repo_id=repo_id
+        )
     if status in RETRYABLE_STATUS:
         return HubUnavailableError(
             f"the Hub kept answering HTTP {status} while {action} {what}, after retrying; try again later",
             repo_id=repo_id,
             status=status,
         )
-    detail = (getattr(exc, "server_message", None) or str(exc)).strip().splitlines()
     return HubError(
         f"HTTP {status} while {action} {what}: {detail[0][:300] if detail else type(exc).__name__}",
         repo_id=repo_id,

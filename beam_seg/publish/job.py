@@ -137,13 +137,13 @@ def _dry_run(plan: PublishPlan) -> int:
 
 def _rollback(plan: PublishPlan) -> int:
     """Re-points the Space at an already published version; no model upload, no Beam job."""
-    from beam_seg.publish.pipeline import deploy_space
+    from beam_seg.publish.pipeline import deploy_space, ensure_space
 
     assert plan.space_repo and plan.rollback
     api = auth.make_api(endpoint=plan.endpoint, token=auth.require_token(plan.space_repo))
     doc = manifest.base_manifest(plan, "rolled-back")
     started = time.time()
-    repos.ensure_repo(api, repo_id=plan.space_repo, repo_type="space", private=plan.private, policy=plan.retry)
+    setup = ensure_space(api, plan)
     doc["durations_s"]["create_repos"] = round(time.time() - started, 3)
     _, tags = repos.list_refs(api, repo_id=plan.model_repo, policy=plan.retry)
     sha = tags.get(plan.rollback)
@@ -155,7 +155,7 @@ def _rollback(plan: PublishPlan) -> int:
             repo_id=plan.model_repo,
         )
     started = time.time()
-    doc["space"] = deploy_space(api, plan, version=plan.rollback, revision=sha)
+    doc["space"] = {**deploy_space(api, plan, version=plan.rollback, revision=sha), **manifest.space_setup_entry(setup)}
     doc["durations_s"]["space"] = round(time.time() - started, 3)
     base = plan.endpoint.rstrip("/")
     doc["model"].update(

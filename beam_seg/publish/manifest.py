@@ -14,7 +14,9 @@ Schema (``schema_version`` 1; times are UTC ISO-8601, sizes bytes, durations sec
                    "blessed": true, "reason": "..."} | null,
       "model": {"repo_id", "url", "private", "commit_sha", "commit_url", "version_url", "branch", "tag",
                 "commits_created", "reused_commit"},
-      "space": null | {"repo_id", "url", "commit_sha", "commits_created", "reused_commit",
+      "space": null | {"repo_id", "url", "sdk": "gradio" | "static", "hardware": "cpu-basic" | "zero-a10g" | ...
+                       | null, "hardware_note": null | "<why not the hardware asked first>", "created": bool | null,
+                       "commit_sha", "commits_created", "reused_commit",
                        "model_version", "model_revision", "files": [{"path", "size", "rendered"}],
                        "preview_dir": "<dry run only>"},
       "files": [{"path", "size", "sha256" | null, "lfs": bool | null, "lfs_predicted": bool,
@@ -45,6 +47,7 @@ from beam_seg.publish.options import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from beam_seg.hub.files import LocalFile
+    from beam_seg.hub.spaces import SpaceSetup
     from beam_seg.hub.versions import VersionCommit
     from beam_seg.publish.plan import PublishPlan
     from beam_seg.publish.uploads import ChunkResult
@@ -60,6 +63,7 @@ __all__ = [
     "pushed_manifest",
     "read_manifest",
     "space_entry",
+    "space_setup_entry",
     "totals",
     "utc_iso",
     "write_manifest",
@@ -165,6 +169,10 @@ def space_entry(plan: PublishPlan, files: dict[str, bytes], **extra: Any) -> dic
     return {
         "repo_id": plan.space_repo,
         "url": repo_url(plan.endpoint, plan.space_repo, "space"),
+        "sdk": plan.space_sdk,
+        "hardware": None if plan.space_sdk == "static" else plan.space_hardware,
+        "hardware_note": None,
+        "created": None,
         "commit_sha": extra.get("sha"),
         "commits_created": extra.get("commits_created", 0),
         "reused_commit": extra.get("commits_created", 0) == 0 if extra.get("sha") else None,
@@ -173,6 +181,13 @@ def space_entry(plan: PublishPlan, files: dict[str, bytes], **extra: Any) -> dic
         "files": [{"path": p, "size": len(d), "rendered": d != plan.template[p]} for p, d in sorted(files.items())],
         **({"preview_dir": extra["preview_dir"]} if "preview_dir" in extra else {}),
     }
+
+
+def space_setup_entry(setup: SpaceSetup | None) -> dict[str, Any]:
+    """The manifest's Space fields that say how the Space was set up on the Hub (nothing without a setup)."""
+    if setup is None:
+        return {}
+    return {"sdk": setup.sdk, "hardware": setup.hardware, "hardware_note": setup.note, "created": setup.created}
 
 
 def base_manifest(plan: PublishPlan, status: str, reason: str | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from beam_seg import cli
 
 __all__ = [
-    "DEFAULT_APP_DIR",
+    "DEFAULT_APP_DIRS",
     "LOCAL_NUM_WORKERS",
     "LOCAL_RUNNING_MODE",
     "MANIFEST_NAME",
@@ -24,7 +24,10 @@ __all__ = [
 ]
 
 PROG = "python -m beam_seg.publish"
-DEFAULT_APP_DIR = "apps/gradio/semantic_segmentation"
+# The Space template of each --space_sdk (relative to the working directory, the repository root).
+DEFAULT_APP_DIRS = {"gradio": "apps/gradio/semantic_segmentation", "static": "apps/static/semantic_segmentation"}
+SPACE_SDKS = tuple(DEFAULT_APP_DIRS)
+SPACE_HARDWARE_AUTO = "auto"
 MANIFEST_NAME = "publish_manifest.json"  # Written into --output_dir (schema: beam_seg.publish.manifest).
 # Local runner defaults: uploads are I/O bound and threaded inside the DoFn, so one in-memory worker is fastest
 # (bench/publish.py); more local workers would only add start-up time.
@@ -49,12 +52,29 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "model_config.json, which training writes last (without it the run is refused). Required unless --rollback.",
     )
     parser.add_argument("--model_repo", help="Model repository on the Hub, user/name or org/name. Required.")
-    parser.add_argument("--space_repo", help="Gradio Space to deploy, user/name (default: none, no Space is touched).")
+    parser.add_argument("--space_repo", help="Demo Space to deploy, user/name (default: none, no Space is touched).")
+    parser.add_argument(
+        "--space_sdk",
+        choices=SPACE_SDKS,
+        default="gradio",
+        help="gradio: the Gradio app (LiteRT on the CPU) on --space_hardware; static: a web page that runs the "
+        "model in the visitor's browser (LiteRT.js), free for every account (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--space_hardware",
+        default=SPACE_HARDWARE_AUTO,
+        metavar="auto|cpu-basic|zero-a10g|FLAVOUR",
+        help="Hardware of a Gradio Space. auto: cpu-basic, or ZeroGPU (zero-a10g) when the Hub answers 402 (free "
+        "accounts pay for cpu-basic since July 2026; they may host 2 ZeroGPU Spaces); any Hub flavour otherwise. "
+        "Settled before any upload. An existing Space keeps its hardware under auto (default: %(default)s).",
+    )
     parser.add_argument(
         "--app_dir",
-        default=DEFAULT_APP_DIR,
+        default=None,
         help="Local folder of the Space template; $MODEL_REPO_ID, $MODEL_VERSION, $MODEL_REVISION, "
-        "$MODEL_REPO_URL are replaced in its text files (default: %(default)s).",
+        "$MODEL_REPO_URL and $HUB_URL are replaced in its text files (default: "
+        + ", ".join(f"{path} for {sdk}" for sdk, path in DEFAULT_APP_DIRS.items())
+        + ").",
     )
     parser.add_argument(
         "--version",

@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_seg import cli, fs
-from beam_seg.hub import repos, versions
+from beam_seg.hub import repos, spaces, versions
 from beam_seg.publish import manifest, space
 from beam_seg.publish import options as flags
 from beam_seg.publish.plan import PublishPlan, SourceFile, plan_chunks
@@ -59,28 +59,48 @@ class CreatedRepos:
     Attributes:
         urls: ``{"model": url}``, plus ``"space"`` when a Space is deployed.
         seconds: Time the creation took.
+        space: How the Space was set up (SDK, hardware), when one is deployed.
     """
 
     urls: dict[str, str]
     seconds: float
+    space: spaces.SpaceSetup | None = None
 
 
 def create_repos(api: HfApi, plan: PublishPlan) -> CreatedRepos:
     """Creates the model repo and the Space (concurrently) unless they exist; any other error is raised.
 
+    The Space gets its SDK and hardware here (:func:`beam_seg.hub.spaces.ensure_space`), so a Space the account may
+    not host stops the run before any model file is uploaded.
+
     Raises:
-        HubError: One line naming the repo (bad token, no write access, network...).
+        HubError: One line naming the repo (bad token, no write access, network...);
+            :class:`~beam_seg.hub.spaces.SpaceHostingError` when every hardware tried was refused with a 402.
     """
     started = time.time()
-    wanted = {"model": plan.model_repo, **({"space": plan.space_repo} if plan.space_repo else {})}
-    with concurrent.futures.ThreadPoolExecutor(len(wanted), thread_name_prefix="create-repo") as pool:
-        futures = {
-            kind: pool.submit(
-                repos.ensure_repo, api, repo_id=repo_id, repo_type=kind, private=plan.private, policy=plan.retry
-            )
-            for kind, repo_id in wanted.items()
-        }
-    return CreatedRepos({kind: future.result() for kind, future in futures.items()}, time.time() - started)
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="create-repo") as pool:
+        model = pool.submit(
+            repos.ensure_repo, api, repo_id=plan.model_repo, repo_type="model", private=plan.private, policy=plan.retry
+        )
+        setup = pool.submit(ensure_space, api, plan) if plan.space_repo else None
+        urls = {"model": model.result()}
+        space_setup = setup.result() if setup is not None else None
+    if space_setup is not None:
+        urls["space"] = space_setup.url
+    return CreatedRepos(urls, time.time() - started, space_setup)
+
+
+def ensure_space(api: HfApi, plan: PublishPlan) -> spaces.SpaceSetup:
+    """Creates (or finds) ``plan``'s Space with its SDK, on hardware the account may use."""
+    assert plan.space_repo
+    return spaces.ensure_space(
+        api,
+        repo_id=plan.space_repo,
+        sdk=plan.space_sdk,
+        hardware=plan.space_hardware,
+        private=plan.private,
+        policy=plan.retry,
+    )
 
 
 class _CommitVersionFn(beam.DoFn):
@@ -150,7 +170,7 @@ class _WriteManifestFn(beam.DoFn):
                 "durations_s": {**doc["durations_s"], "create_repos": round(self._repos.seconds, 3)},
             }
             if doc.get("space") and "space" in urls:
-                doc["space"] = {**doc["space"], "url": urls["space"]}
+                doc["space"] = {**doc["space"], **manifest.space_setup_entry(self._repos.space), "url": urls["space"]}
         yield manifest.finish_manifest(self._plan, doc)
 
 

@@ -11,15 +11,16 @@ import dataclasses
 import datetime as _dt
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from beam_seg import cli, fs
 from beam_seg.formats import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, SAVED_MODEL_DIR
-from beam_seg.hub import auth, files, retry, versions
+from beam_seg.hub import auth, files, retry, spaces, versions
 from beam_seg.publish import model_card, space
-from beam_seg.publish.options import MANIFEST_NAME
+from beam_seg.publish.options import DEFAULT_APP_DIRS, MANIFEST_NAME, SPACE_HARDWARE_AUTO
 
 __all__ = [
     "CARD_NAME",
@@ -34,6 +35,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CARD_NAME = "README.md"
+_FLAVOUR = re.compile(r"[a-z0-9][a-z0-9-]*")
 # Not part of the published model: training state and this stage's own outputs.
 EXCLUDED_DIRS: tuple[str, ...] = (CHECKPOINT_DIR, "publish_preview")
 EXCLUDED_FILES: tuple[str, ...] = (MANIFEST_NAME, CARD_NAME)
@@ -64,6 +66,8 @@ class PublishPlan:
 
     model_repo: str
     space_repo: str | None
+    space_sdk: str
+    space_hardware: str
     version: str
     endpoint: str
     private: bool
@@ -188,6 +192,15 @@ def check_flags(opts: Any, *, runner: str) -> None:
             raise cli.UsageError("--rollback VERSION names the version; do not also give --version")
     elif not opts.model_dir:
         raise cli.UsageError("--model_dir is required (see --help)")
+    if opts.space_sdk == "static" and opts.space_hardware != SPACE_HARDWARE_AUTO:
+        raise cli.UsageError(
+            f"--space_hardware {opts.space_hardware} applies to Gradio Spaces; a static Space runs in the browser"
+        )
+    if not _FLAVOUR.fullmatch(opts.space_hardware):
+        raise cli.UsageError(
+            f"--space_hardware {opts.space_hardware!r} must be auto or a Hub hardware flavour such as "
+            f"{spaces.CPU_BASIC} or {spaces.ZERO_GPU}"
+        )
     if not 0.0 <= opts.min_miou <= 1.0:
         raise cli.UsageError(f"--min_miou {opts.min_miou} must be in [0, 1]")
     if opts.chunk_size_mb <= 0:
@@ -226,7 +239,7 @@ def make_plan(opts: Any, *, runner: str, started: float) -> PublishPlan:
             training output (no ``model_config.json``, which training writes last, or no ``metrics.json``).
     """
     version = versions.validate_version(opts.rollback or opts.version or default_version(started))
-    template = space.load_template(opts.app_dir) if opts.space_repo else None
+    template = space.load_template(opts.app_dir or DEFAULT_APP_DIRS[opts.space_sdk]) if opts.space_repo else None
     model_dir = opts.model_dir
     if model_dir and not fs.is_remote(model_dir):
         model_dir = os.path.abspath(model_dir)
@@ -251,6 +264,8 @@ def make_plan(opts: Any, *, runner: str, started: float) -> PublishPlan:
     return PublishPlan(
         model_repo=opts.model_repo,
         space_repo=opts.space_repo,
+        space_sdk=opts.space_sdk,
+        space_hardware=opts.space_hardware,
         version=version,
         endpoint=auth.resolve_endpoint(),
         token_secret=auth.secret_version_name(opts.hf_token_secret) if opts.hf_token_secret else None,

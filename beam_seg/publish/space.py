@@ -10,6 +10,10 @@ copied byte for byte. Placeholders are written ``$NAME`` or ``${NAME}``; only kn
 ``$MODEL_REVISION``    the commit sha that version points to — what the app should pass as ``revision=``, so
                        the Space keeps serving exactly this model even if the tag or ``main`` move
 ``$MODEL_REPO_URL``    the model's web page
+``$HUB_URL``           the Hub endpoint (``https://huggingface.co``, or ``HF_ENDPOINT``): where a static page
+                       fetches the model files, ``$HUB_URL/$MODEL_REPO_ID/resolve/$MODEL_REVISION/<file>``
+``$LITERT_JS_URL``     where a static page loads the LiteRT.js runtime from: :data:`LITERT_JS_URL`, the pinned
+                       npm package on a CDN, unless ``--placeholder LITERT_JS_URL=...`` names another copy
 ``$<KEY>``             any ``--placeholder KEY=VALUE``
 =====================  ======================================================================================
 """
@@ -43,7 +47,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RESERVED_PLACEHOLDERS: tuple[str, ...] = ("MODEL_REPO_ID", "MODEL_VERSION", "MODEL_REVISION", "MODEL_REPO_URL")
+RESERVED_PLACEHOLDERS: tuple[str, ...] = (
+    "MODEL_REPO_ID",
+    "MODEL_VERSION",
+    "MODEL_REVISION",
+    "MODEL_REPO_URL",
+    "HUB_URL",
+)
+# The browser runtime of the static Space: @litertjs/core from npm, pinned, as jsdelivr serves the npm package.
+LITERT_JS_VERSION = "2.5.3"
+LITERT_JS_URL = f"https://cdn.jsdelivr.net/npm/@litertjs/core@{LITERT_JS_VERSION}"
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 _PLACEHOLDER = re.compile(r"\$(?:\{([A-Z][A-Z0-9_]*)\}|([A-Z][A-Z0-9_]*)(?![A-Za-z0-9_]))")
 _SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".venv", ".gradio", "flagged"})
@@ -74,7 +87,9 @@ def placeholder_values(
 ) -> dict[str, str]:
     """The values substituted into the template (see the module docstring)."""
     return {
+        "LITERT_JS_URL": LITERT_JS_URL,
         **dict(extra or {}),
+        "HUB_URL": endpoint.rstrip("/"),
         "MODEL_REPO_ID": model_repo,
         "MODEL_VERSION": version,
         "MODEL_REVISION": revision,
@@ -132,12 +147,12 @@ def render_template(template: Mapping[str, bytes], values: Mapping[str, str]) ->
 
 
 def leftover_placeholders(rendered: Mapping[str, bytes]) -> dict[str, list[str]]:
-    """``$MODEL_*`` placeholders still present in rendered text files (a template typo), by path."""
+    """``$MODEL_*`` and ``$HUB_URL`` placeholders still present in rendered text files (a template typo), by path."""
     found: dict[str, list[str]] = {}
     for path, data in rendered.items():
         if is_text(data):
             names = sorted({m.group(1) or m.group(2) for m in _PLACEHOLDER.finditer(data.decode("utf-8"))})
-            names = [n for n in names if n.startswith("MODEL_")]
+            names = [n for n in names if n.startswith("MODEL_") or n in RESERVED_PLACEHOLDERS]
             if names:
                 found[path] = names
     return found

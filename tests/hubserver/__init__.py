@@ -17,7 +17,9 @@ available to every test through ``tests/conftest.py``; import the rest from here
 Routes (``{type}`` is ``models`` | ``datasets`` | ``spaces``, ``{prefix}`` is ``""`` | ``datasets/`` |
 ``spaces/``, ``{repo}`` is ``namespace/name``, revisions are URL-quoted single segments):
 
-* ``POST /api/repos/create`` (409 + ``{"url": ...}`` if it exists; spaces need ``sdk``)
+* ``POST /api/repos/create`` (409 + ``{"url": ...}`` if it exists; spaces need ``sdk``; ``hardware``: 402 when the
+  account's plan does not cover it, see :mod:`.spaces`)
+* ``GET  /api/spaces/{repo}/runtime``, ``POST /api/spaces/{repo}/hardware`` (``flavor``; :mod:`.spaces`)
 * ``POST /api/validate-yaml`` (README front matter, parsed with PyYAML)
 * ``GET  /api/{type}/{repo}`` and ``/api/{type}/{repo}/revision/{rev}`` (``?blobs=true``)
 * ``GET  /api/{type}/{repo}/tree/{rev}`` (whole repo, ``recursive``; a single page)

@@ -27,11 +27,13 @@ class User:
         name: User name, also its namespace.
         tokens: Bearer tokens authenticating the user (all with write access).
         orgs: Organizations whose namespace the user can write to.
+        plan: ``pro`` or ``free``: what hardware its Spaces may run on (:mod:`.spaces`).
     """
 
     name: str
     tokens: set[str]
     orgs: set[str]
+    plan: str = "pro"
 
     def can_write(self, namespace: str) -> bool:
         """Tells whether the user can write to (and see the private) repos of ``namespace``."""
@@ -46,13 +48,14 @@ class Accounts:
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def add(self, name: str, token: str, orgs: Sequence[str] = ()) -> User:
+    def add(self, name: str, token: str, orgs: Sequence[str] = (), *, plan: str | None = None) -> User:
         """Registers a user, or adds a token and organizations to an existing one.
 
         Args:
             name: User name, also its namespace.
             token: Bearer token authenticating the user.
             orgs: Organizations the user can write to.
+            plan: ``pro`` (a new user's default) or ``free``; ``None`` keeps an existing user's plan.
 
         Returns:
             The user.
@@ -61,6 +64,10 @@ class Accounts:
             user = self._users.setdefault(name, User(name=name, tokens=set(), orgs=set()))
             user.tokens.add(token)
             user.orgs.update(orgs)
+            if plan is not None:
+                if plan not in ("pro", "free"):
+                    raise ValueError(f"plan {plan!r} must be 'pro' or 'free'")
+                user.plan = plan
             self._tokens[token] = name
             return user
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from . import commits, lfs
+from . import commits, lfs, spaces
 from .accounts import readable_repo, writable_repo
 from .content import parse_front_matter
 from .messages import HubHTTPError, Request, Response, truthy
@@ -37,7 +37,8 @@ Handler = Callable[..., Response]
 
 
 def create_repo(hub: HubServer, req: Request) -> Response:
-    """Creates a repo (409 with its ``url`` if it exists; a Space needs a valid ``sdk``)."""
+    """Creates a repo (409 with its ``url`` if it exists; a Space needs a valid ``sdk``; 402 for hardware the
+    account's plan does not cover, see :mod:`.spaces`)."""
     user = req.user
     if user is None:
         raise HubHTTPError(401, "You must be authenticated to create a repo (missing token)")
@@ -57,12 +58,19 @@ def create_repo(hub: HubServer, req: Request) -> Response:
     visibility = payload.get("visibility")
     private = visibility in ("private", "protected") if visibility is not None else bool(payload.get("private"))
     repo_id = f"{namespace}/{name}"
+    hardware = None
+    if repo_type == "space" and sdk != "static":
+        hardware = payload.get("hardware") or spaces.CPU_BASIC
     with hub.lock:
         existing = hub.storage.repos.get((repo_type, repo_id))
         if existing is not None:
             url = f"{hub.url}/{existing.url_path}"
             raise HubHTTPError(409, f"You already created this {repo_type} repo", extra={"url": url})
-        repo = hub.storage.create_repo(repo_type, repo_id, private=private, sdk=sdk if repo_type == "space" else None)
+        if hardware is not None:
+            spaces.check_hardware(hub, user, sdk=sdk, hardware=hardware, repo_id=repo_id)
+        repo = hub.storage.create_repo(
+            repo_type, repo_id, private=private, sdk=sdk if repo_type == "space" else None, hardware=hardware
+        )
         url = f"{hub.url}/{repo.url_path}"
     _LOG.debug("hub-server created %s repo %s", repo_type, repo_id)
     return Response.json({"url": url, "name": repo_id, "id": repo_id})
@@ -312,6 +320,8 @@ ROUTES: tuple[Route, ...] = (
     _route("PUT", r"/_lfs/upload/(?P<oid>[0-9a-f]{64})/part/(?P<part>[0-9]+)", lfs.put_part),
     _route("POST", r"/_lfs/upload/(?P<oid>[0-9a-f]{64})", lfs.complete),
     _route("GET HEAD", rf"/{_PREFIX}{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", resolve),
+    _route("GET", r"/api/(?P<kind>spaces)/(?P<ns>[^/]+)/(?P<name>[^/]+)/runtime", spaces.runtime),
+    _route("POST", r"/api/(?P<kind>spaces)/(?P<ns>[^/]+)/(?P<name>[^/]+)/hardware", spaces.request_hardware),
 )
 
 

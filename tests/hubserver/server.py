@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from . import spaces
 from .accounts import Accounts, User
 from .faults import Fault, FaultInjector
 from .handler import ThreadedHTTPServer
@@ -176,18 +177,25 @@ class HubServer:
 
     # ---------------------------------------------------------------- accounts and faults
 
-    def add_user(self, name: str, token: str, orgs: Sequence[str] = ()) -> User:
+    def add_user(self, name: str, token: str, orgs: Sequence[str] = (), *, plan: str | None = None) -> User:
         """Registers a user (or adds a token / orgs to an existing one).
 
         Args:
             name: User name, also its namespace.
             token: Bearer token authenticating the user.
             orgs: Organizations the user can write to.
+            plan: ``pro`` (a new user's default) or ``free`` (402 for Gradio/Docker Spaces off ZeroGPU: see
+                :mod:`.spaces`); ``None`` keeps an existing user's plan.
 
         Returns:
             The user.
         """
-        return self.accounts.add(name, token, orgs)
+        return self.accounts.add(name, token, orgs, plan=plan)
+
+    def space_runtime(self, repo_id: str) -> dict:
+        """The runtime JSON ``GET /api/spaces/{repo_id}/runtime`` answers (stage, hardware)."""
+        with self.lock:
+            return spaces.runtime_json(self, self.storage.repo("space", repo_id))
 
     def inject(
         self,

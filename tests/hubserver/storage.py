@@ -123,6 +123,7 @@ class Repo:
         private: Whether only accounts that can write to the namespace can see the repo.
         sdk: SDK of a Space (``None`` for other repo types).
         created_at: POSIX time of creation.
+        hardware: The hardware flavour a Gradio/Docker Space asked for (``None`` for other repos and static Spaces).
         branches: Commit id by branch name.
         tags: Tags by name.
         commits: Every commit of the repo by id.
@@ -135,6 +136,7 @@ class Repo:
     private: bool
     sdk: str | None
     created_at: float
+    hardware: str | None = None
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, Tag] = field(default_factory=dict)
     commits: dict[str, Commit] = field(default_factory=dict)
@@ -234,7 +236,9 @@ class Storage:
             raise HubHTTPError(404, "Repository not found", code="RepoNotFound")
         return repo
 
-    def create_repo(self, repo_type: str, repo_id: str, *, private: bool, sdk: str | None) -> Repo:
+    def create_repo(
+        self, repo_type: str, repo_id: str, *, private: bool, sdk: str | None, hardware: str | None = None
+    ) -> Repo:
         """Creates a repository whose ``main`` holds the Hub's "initial commit" (its default ``.gitattributes``).
 
         Args:
@@ -242,11 +246,12 @@ class Storage:
             repo_id: ``namespace/name`` (not checked: the caller validated it and checked it is free).
             private: Whether the repo is private.
             sdk: SDK of a Space (``None`` for other repo types).
+            hardware: Hardware flavour of a Gradio/Docker Space.
 
         Returns:
             The new repository.
         """
-        repo = Repo(repo_type, repo_id, private, sdk, time.time())
+        repo = Repo(repo_type, repo_id, private, sdk, time.time(), hardware=hardware)
         blob = DEFAULT_GITATTRIBUTES.encode()
         entry = FileEntry(len(blob), self.store_bytes(blob), git_blob_sha1(blob), lfs=False)
         initial = self.new_commit(repo, (), {".gitattributes": entry}, "initial commit", "", "system")
