@@ -18,6 +18,8 @@ GPUS="${GPUS:-0}"
 HF_USER="${HF_USER:-}"
 MODEL_REPO="${MODEL_REPO:-}"
 SPACE_REPO="${SPACE_REPO:-}"
+SPACE_SDK="${SPACE_SDK:-gradio}"
+SPACE_HARDWARE="${SPACE_HARDWARE:-auto}"
 PUBLISH_VERSION="${PUBLISH_VERSION:-}"
 STAGES="${STAGES:-data,train,publish}"
 # Google Cloud mode.
@@ -45,7 +47,7 @@ PETS_ARCHIVES=(images.tar.gz annotations.tar.gz)
 ARTIFACT_REPO="${ARTIFACT_REPO:-beam-seg}"
 TRAIN_DOCKERFILE="$REPO/docker/train.Dockerfile"
 WORKER_DOCKERFILE="$REPO/docker/worker.Dockerfile"
-APP_DIR="$REPO/apps/gradio/semantic_segmentation"
+APPS_DIR="$REPO/apps"  # The Space templates: apps/<space_sdk>/semantic_segmentation.
 
 usage() {
   cat <<'EOF'
@@ -70,7 +72,11 @@ Data and training (both modes):
 Publishing (real with HF_TOKEN in the environment and --hf_user or --model_repo, else a dry run):
   --hf_user USER          Hub user or organisation
   --model_repo ID         model repo (default: <hf_user>/beam-seg-pets; local-user/beam-seg-pets in a dry run)
-  --space_repo ID         Gradio Space repo (default: <hf_user>/beam-seg-pets-demo)
+  --space_repo ID         demo Space repo (default: <hf_user>/beam-seg-pets-demo)
+  --space_sdk SDK         gradio (default: the Gradio app, LiteRT on the CPU) or static (a page that runs the
+                          model in the browser; free for every account)
+  --space_hardware H      hardware of a Gradio Space: auto (default: cpu-basic, or ZeroGPU when the Hub answers
+                          402, as for free accounts), cpu-basic, zero-a10g or another Hub flavour
   --publish_version V     version (tag and branch) to publish (default: v<run_id> in GCP mode, else v<UTC time>)
 
 Google Cloud mode:
@@ -132,6 +138,8 @@ while [[ $# -gt 0 ]]; do
     --hf_user) HF_USER="${2:?--hf_user needs a value}"; shift 2 ;;
     --model_repo) MODEL_REPO="${2:?--model_repo needs a value}"; shift 2 ;;
     --space_repo) SPACE_REPO="${2:?--space_repo needs a value}"; shift 2 ;;
+    --space_sdk) SPACE_SDK="${2:?--space_sdk needs a value}"; shift 2 ;;
+    --space_hardware) SPACE_HARDWARE="${2:?--space_hardware needs a value}"; shift 2 ;;
     --publish_version) PUBLISH_VERSION="${2:?--publish_version needs a value}"; shift 2 ;;
     --stages) STAGES="${2:?--stages needs a value}"; shift 2 ;;
     --gcp) GCP=1; shift ;;
@@ -280,7 +288,9 @@ else
 fi
 train_args+=(${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"})
 publish_args=(--model_dir "$MODEL_DIR" --model_repo "$MODEL_REPO" --space_repo "$SPACE_REPO"
-              --app_dir "$APP_DIR" --output_dir "$PUBLISH_DIR")
+              --space_sdk "$SPACE_SDK" --app_dir "$APPS_DIR/$SPACE_SDK/semantic_segmentation"
+              --output_dir "$PUBLISH_DIR")
+[[ "$SPACE_HARDWARE" == auto ]] || publish_args+=(--space_hardware "$SPACE_HARDWARE")
 [[ -z "$PUBLISH_VERSION" ]] || publish_args+=(--version "$PUBLISH_VERSION")
 check_stage_flags() {  # $1: stage, then its flags
   python "$REPO/scripts/check_flags.py" "$@" || exit 2
