@@ -20,6 +20,8 @@ MODEL_REPO="${MODEL_REPO:-}"
 SPACE_REPO="${SPACE_REPO:-}"
 SPACE_SDK="${SPACE_SDK:-gradio}"
 SPACE_HARDWARE="${SPACE_HARDWARE:-auto}"
+BLESS_AGAINST="${BLESS_AGAINST:-auto}"
+MAX_REGRESSION="${MAX_REGRESSION:-0}"
 PUBLISH_VERSION="${PUBLISH_VERSION:-}"
 STAGES="${STAGES:-data,train,publish}"
 # Google Cloud mode.
@@ -78,6 +80,9 @@ Publishing (real with HF_TOKEN in the environment and --hf_user or --model_repo,
   --space_hardware H      hardware of a Gradio Space: auto (default: cpu-basic, or ZeroGPU when the Hub answers
                           402, as for free accounts), cpu-basic, zero-a10g or another Hub flavour
   --publish_version V     version (tag and branch) to publish (default: v<run_id> in GCP mode, else v<UTC time>)
+  --bless_against B       publish only a model not worse than B on this run's test split: auto (default: the
+                          version the model repo's main points to, if any), none, or REPO@REV
+  --max_regression X      how much lower than the baseline's the mean IoU may be (default: 0)
 
 Google Cloud mode:
   --gcp                   run on Google Cloud (needs gcloud with an active account or
@@ -139,6 +144,8 @@ while [[ $# -gt 0 ]]; do
     --model_repo) MODEL_REPO="${2:?--model_repo needs a value}"; shift 2 ;;
     --space_repo) SPACE_REPO="${2:?--space_repo needs a value}"; shift 2 ;;
     --space_sdk) SPACE_SDK="${2:?--space_sdk needs a value}"; shift 2 ;;
+    --bless_against) BLESS_AGAINST="${2:?--bless_against needs a value}"; shift 2 ;;
+    --max_regression) MAX_REGRESSION="${2:?--max_regression needs a value}"; shift 2 ;;
     --space_hardware) SPACE_HARDWARE="${2:?--space_hardware needs a value}"; shift 2 ;;
     --publish_version) PUBLISH_VERSION="${2:?--publish_version needs a value}"; shift 2 ;;
     --stages) STAGES="${2:?--stages needs a value}"; shift 2 ;;
@@ -289,7 +296,8 @@ fi
 train_args+=(${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"})
 publish_args=(--model_dir "$MODEL_DIR" --model_repo "$MODEL_REPO" --space_repo "$SPACE_REPO"
               --space_sdk "$SPACE_SDK" --app_dir "$APPS_DIR/$SPACE_SDK/semantic_segmentation"
-              --output_dir "$PUBLISH_DIR")
+              --output_dir "$PUBLISH_DIR" --data_dir "$TFRECORD_DIR" --bless_against "$BLESS_AGAINST"
+              --max_regression "$MAX_REGRESSION")
 [[ "$SPACE_HARDWARE" == auto ]] || publish_args+=(--space_hardware "$SPACE_HARDWARE")
 [[ -z "$PUBLISH_VERSION" ]] || publish_args+=(--version "$PUBLISH_VERSION")
 check_stage_flags() {  # $1: stage, then its flags

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from beam_seg import cli
 from beam_seg.data import imaging
 from beam_seg.data import job as tfrecord_gen
 from beam_seg.data import sample as sample_data
@@ -92,7 +93,10 @@ def _parse(argv: Sequence[str] | None) -> BenchConfig:
 def run(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmark; returns 0 when both targets are met, 1 otherwise."""
     config = _parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The stages' console (their progress lines), which tfrecord_gen.run and train.run also set up; the
+    # benchmark's own lines go through it too.
+    cli.configure_logging()
+    logger.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="train_quality-") as temp:
         work = Path(config.work_dir or temp)
         raw, records, model_dir = work / "raw", work / "tfrecords", work / "model"
@@ -157,7 +161,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "tfrecord_gen": round(tfrecord_seconds, 1),
             "train_total": round(train_seconds, 1),
         },
-        "num_examples": model_config["training"]["num_examples"],
+        "num_examples": model_config["data"]["num_examples"],
         "data": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("work_dir", "output_json")},
         "train_config": {k: v for k, v in train_config.to_dict().items() if k not in ("data_dir", "output_dir")},
         "class_weights_used": model_config["training"].get("class_weights_used"),

@@ -131,7 +131,9 @@ def hub_env(hub_client_env: HubServer, monkeypatch: pytest.MonkeyPatch, fast_ret
 
 
 def _argv(model_dir: Path, *extra: str, app_dir: Path | None = None, version: str = "v1") -> list[str]:
-    args = ["--model_dir", str(model_dir), "--model_repo", MODEL_REPO, "--version", version, *IN_MEMORY, *extra]
+    """The publish command line; without the baseline gate, which needs real models (tests/test_publish_baseline.py)."""
+    args = ["--model_dir", str(model_dir), "--model_repo", MODEL_REPO, "--version", version, *IN_MEMORY]
+    args += ["--bless_against", "none", *extra]
     if app_dir is not None:
         args += ["--space_repo", SPACE_REPO, "--app_dir", str(app_dir), "--placeholder", "TITLE=Pet segmentation"]
     return args
@@ -343,6 +345,10 @@ def test_blessing_gate_blocks_a_weak_model(hub_env, tmp_path, caplog):
         "threshold": 0.5,
         "blessed": False,
         "reason": "val/mean_iou 0.3000 is below --min_miou 0.5",
+        "baseline": None,
+        "candidate_value": None,
+        "baseline_value": None,
+        "max_regression": None,
     }
     assert "0.3000 is below --min_miou 0.5" in doc["reason"] and "0.3000 is below" in caplog.text
 

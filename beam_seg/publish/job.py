@@ -25,6 +25,7 @@ Exit codes: 0 pushed / dry run / rolled back, 1 failed, 2 bad input (e.g. an inc
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import shutil
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from beam_seg import cli, fs
 from beam_seg.hub import auth, errors, files, repos, versions
-from beam_seg.publish import manifest, space
+from beam_seg.publish import baseline, manifest, space
 from beam_seg.publish import options as flags
 from beam_seg.publish.plan import CARD_NAME, PublishPlan, check_flags, make_plan, plan_chunks
 
@@ -231,6 +232,55 @@ def _fail(plan: PublishPlan, line: str, *, status: str = "failed") -> None:
         logger.error("could not write the manifest to %s: %s", plan.output_dir, e)
 
 
+def _bless_against_baseline(plan: PublishPlan) -> PublishPlan:
+    """``plan`` with its blessing decided against the published baseline (``--bless_against``), if there is one.
+
+    Raises:
+        cli.UsageError: there is a baseline but no ``--data_dir`` to evaluate both models on.
+        HubError: the baseline cannot be resolved (one line).
+        baseline.BaselineError: the evaluation failed.
+    """
+    if plan.bless_against == baseline.NONE or plan.blessing is None or not plan.blessing.blessed:
+        return plan
+    api = auth.make_api(endpoint=plan.endpoint)
+    found = baseline.resolve_baseline(api, plan.bless_against, model_repo=plan.model_repo, policy=plan.retry)
+    if found is None:
+        logger.info("no published version of %s yet: no baseline to compare with", plan.model_repo)
+        return plan
+    if found.repo_id == plan.model_repo and found.version == plan.version:
+        logger.info("%s is the version being published: no baseline comparison", found.describe())
+        return plan
+    if not plan.data_dir:
+        raise cli.UsageError(
+            f"--bless_against: {found.describe()} is published; give --data_dir (the candidate's TFRecords) to "
+            "compare both on its test split, or --bless_against none"
+        )
+    assert plan.model_dir is not None
+    result = baseline.compare(
+        found,
+        candidate_dir=plan.model_dir,
+        data_dir=plan.data_dir,
+        output_dir=plan.output_dir,
+        max_regression=plan.max_regression,
+    )
+    verdict = ">=" if result.blessed else "<"
+    reason = (
+        f"{result.split}/mean_iou {result.candidate:.4f} {verdict} {found.describe()}'s {result.baseline:.4f} "
+        f"- --max_regression {result.max_regression:g} (both on {plan.data_dir}, report {result.report})"
+    )
+    logger.info("baseline gate: %s", reason)
+    blessing = dataclasses.replace(
+        plan.blessing,
+        blessed=result.blessed,
+        reason=reason if not result.blessed else f"{plan.blessing.reason}; {reason}",
+        baseline=found.describe(),
+        candidate_value=result.candidate,
+        baseline_value=result.baseline,
+        max_regression=result.max_regression,
+    )
+    return dataclasses.replace(plan, blessing=blessing)
+
+
 def _configure_logging(argv: Sequence[str]) -> None:
     """The stages' CLI logging, minus Beam's tracebacks of reported errors (and, without -v, one line per request)."""
     verbose, level = cli.configure_logging(argv, reported=(errors.HubError,))
@@ -264,6 +314,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     except errors.MissingTokenError as e:
         _fail(plan, str(e))
         return EXIT_BAD_INPUT
+    if not plan.rollback:
+        try:
+            plan = _bless_against_baseline(plan)
+        except cli.UsageError as e:
+            _fail(plan, str(e))
+            return EXIT_BAD_INPUT
+        except (errors.HubError, baseline.BaselineError) as e:
+            _fail(plan, errors.one_line(e))
+            return EXIT_FAILED
+        if plan.blessing is not None and not plan.blessing.blessed:
+            reason = f"not blessed, nothing pushed to {plan.model_repo}: {plan.blessing.reason}"
+            _fail(plan, reason, status="not-blessed")
+            return EXIT_NOT_BLESSED
     try:
         if plan.rollback:
             return _rollback(plan)

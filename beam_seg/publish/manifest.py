@@ -11,7 +11,10 @@ Schema (``schema_version`` 1; times are UTC ISO-8601, sizes bytes, durations sec
       "endpoint": "https://huggingface.co",
       "model_dir": "<local path or gs:// URI>" | null,
       "blessing": {"metric": "val/mean_iou" | null, "value": 0.91 | null, "threshold": 0.5,
-                   "blessed": true, "reason": "..."} | null,
+                   "blessed": true, "reason": "...",
+                   "baseline": "user/repo@v3" | null,          # --bless_against: the published model compared with
+                   "candidate_value": 0.91 | null, "baseline_value": 0.90 | null,  # mean IoU, same split
+                   "max_regression": 0.0 | null} | null,
       "model": {"repo_id", "url", "private", "commit_sha", "commit_url", "version_url", "branch", "tag",
                 "commits_created", "reused_commit"},
       "space": null | {"repo_id", "url", "sdk": "gradio" | "static", "hardware": "cpu-basic" | "zero-a10g" | ...

@@ -84,6 +84,10 @@ class Blessing:
         threshold: ``--min_miou``.
         blessed: Whether the model may be pushed.
         reason: One line saying why.
+        baseline: The published model it was compared with (``repo@version``), if any (``--bless_against``).
+        candidate_value: The candidate's mean IoU in that comparison.
+        baseline_value: The baseline's mean IoU on the same split.
+        max_regression: How much worse than the baseline the candidate may be.
     """
 
     metric: str | None
@@ -91,6 +95,10 @@ class Blessing:
     threshold: float
     blessed: bool
     reason: str
+    baseline: str | None = None
+    candidate_value: float | None = None
+    baseline_value: float | None = None
+    max_regression: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's ``blessing`` entry."""

@@ -90,6 +90,27 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "below it nothing is pushed and the manifest says why (default: %(default)s = no gate).",
     )
     parser.add_argument(
+        "--bless_against",
+        default="auto",
+        metavar="auto|none|REPO@REV",
+        help="Baseline gate: evaluate the candidate and a published model on the candidate's test split (--data_dir) "
+        "in one pass of python -m beam_seg.evaluate, and push only if the candidate's mean IoU is at least the "
+        "baseline's minus --max_regression. auto: the version main of --model_repo points to (none yet: no "
+        "comparison); none: no comparison (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--max_regression",
+        type=float,
+        default=0.0,
+        help="How much lower than the baseline's the candidate's mean IoU may be (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--data_dir",
+        default=None,
+        help="The candidate's TFRecords (stage 1's output, local or gs://), whose test split the baseline gate "
+        "evaluates both models on; needed when there is a baseline.",
+    )
+    parser.add_argument(
         "--private", action="store_true", help="Create the model repo and the Space as private repositories."
     )
     parser.add_argument(
@@ -169,7 +190,8 @@ Apache Beam pipeline options are accepted too (any other flag is an error), for 
             --setup_file ./setup.py, --machine_type, --max_num_workers, --sdk_container_image
 
 Exit codes: 0 pushed / dry run / rolled back, 1 failed (Hub, network or version conflict),
-            2 bad arguments, input or missing token, 3 not blessed (below --min_miou).
+            2 bad arguments, input or missing token, 3 not blessed (below --min_miou, or worse than the
+            baseline of --bless_against).
 
 Outputs: the model repo's main, tag and branch --version; the Space's main;
   <output_dir>/{MANIFEST_NAME}   what was pushed (schema: beam_seg/publish/manifest.py)

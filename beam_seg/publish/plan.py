@@ -19,7 +19,7 @@ from typing import Any
 from beam_seg import cli, fs
 from beam_seg.formats import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, SAVED_MODEL_DIR
 from beam_seg.hub import auth, files, retry, spaces, versions
-from beam_seg.publish import model_card, space
+from beam_seg.publish import baseline, model_card, space
 from beam_seg.publish.options import DEFAULT_APP_DIRS, MANIFEST_NAME, SPACE_HARDWARE_AUTO
 
 __all__ = [
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 CARD_NAME = "README.md"
 _FLAVOUR = re.compile(r"[a-z0-9][a-z0-9-]*")
 # Not part of the published model: training state and this stage's own outputs.
-EXCLUDED_DIRS: tuple[str, ...] = (CHECKPOINT_DIR, "publish_preview")
+EXCLUDED_DIRS: tuple[str, ...] = (CHECKPOINT_DIR, "publish_preview", baseline.EVALUATION_DIR)
 EXCLUDED_FILES: tuple[str, ...] = (MANIFEST_NAME, CARD_NAME)
 
 
@@ -75,6 +75,9 @@ class PublishPlan:
     model_dir: str | None
     files: tuple[SourceFile, ...]
     blessing: model_card.Blessing | None
+    bless_against: str | tuple[str, str]
+    max_regression: float
+    data_dir: str | None
     template: dict[str, bytes] | None
     placeholders: dict[str, str]
     chunk_bytes: int
@@ -203,6 +206,8 @@ def check_flags(opts: Any, *, runner: str) -> None:
         )
     if not 0.0 <= opts.min_miou <= 1.0:
         raise cli.UsageError(f"--min_miou {opts.min_miou} must be in [0, 1]")
+    if not 0.0 <= opts.max_regression <= 1.0:
+        raise cli.UsageError(f"--max_regression {opts.max_regression} must be in [0, 1]")
     if opts.chunk_size_mb <= 0:
         raise cli.UsageError(f"--chunk_size_mb {opts.chunk_size_mb} must be > 0")
     if opts.upload_threads < 1 or opts.parallel_chunks < 1:
@@ -219,6 +224,7 @@ def check_flags(opts: Any, *, runner: str) -> None:
     try:
         versions.validate_version(opts.rollback or opts.version or "v0")
         space.parse_placeholders(opts.placeholder or [])
+        baseline.parse_bless_against(opts.bless_against)
         if opts.hf_token_secret:
             auth.secret_version_name(opts.hf_token_secret)
     except ValueError as e:
@@ -274,6 +280,9 @@ def make_plan(opts: Any, *, runner: str, started: float) -> PublishPlan:
         model_dir=model_dir,
         files=tuple(planned),
         blessing=blessing,
+        bless_against=baseline.parse_bless_against(opts.bless_against),
+        max_regression=opts.max_regression,
+        data_dir=opts.data_dir,
         template=template,
         placeholders=space.parse_placeholders(opts.placeholder or []),
         chunk_bytes=max(1, int(opts.chunk_size_mb * 1e6)),
