@@ -26,7 +26,28 @@ ensure_system_packages() {
   fi
 }
 
+# The static Space's browser test (tests/test_static_space.py) serves the LiteRT.js npm package pinned by
+# tests/static_space/package-lock.json from tests/static_space/node_modules: installed from the npm registry by
+# `npm ci` when missing or older than the lockfile.
+STATIC_SPACE_NPM_DIR="$REPO/tests/static_space"
+ensure_static_space_runtime() {
+  local installed="$STATIC_SPACE_NPM_DIR/node_modules/.package-lock.json"
+  [[ -f "$installed" && ! "$STATIC_SPACE_NPM_DIR/package-lock.json" -nt "$installed" ]] && return 0
+  if ! command -v npm >/dev/null; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+      echo "run_tests.sh: installing npm with apt-get" >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    else
+      echo "run_tests.sh: please install Node.js and npm (Debian: apt-get install npm); the static Space test needs them" >&2
+      return 0
+    fi
+  fi
+  echo "run_tests.sh: npm ci in tests/static_space (the static Space's LiteRT.js runtime)" >&2
+  npm ci --prefix "$STATIC_SPACE_NPM_DIR" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+}
+
 ensure_system_packages
+ensure_static_space_runtime
 # shellcheck source-path=SCRIPTDIR source=scripts/bootstrap_venv.sh
 source "$REPO/scripts/bootstrap_venv.sh"
 beam_seg_bootstrap "$REPO"

@@ -74,7 +74,15 @@ def test_placeholder_values():
         "MODEL_VERSION": "v2",
         "MODEL_REVISION": "f" * 40,
         "MODEL_REPO_URL": "http://hub/me/m",
+        "HUB_URL": "http://hub",
+        "LITERT_JS_URL": space.LITERT_JS_URL,  # The pinned CDN copy of the npm package, unless overridden.
     }
+    local = space.placeholder_values(
+        model_repo="me/m", version="v2", revision="f" * 40, endpoint="http://hub", extra={"LITERT_JS_URL": "/js"}
+    )
+    assert local["LITERT_JS_URL"] == "/js"
+    with pytest.raises(ValueError, match="HUB_URL is set by the publisher"):
+        space.parse_placeholders(["HUB_URL=http://elsewhere"])
 
 
 def test_load_template_skips_caches(tmp_path):

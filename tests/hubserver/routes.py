@@ -281,6 +281,31 @@ def _parse_range(value: str, size: int, headers: dict[str, str]) -> tuple[int, i
     return start, length
 
 
+# Browser apps (a static Space) download model files from other origins: huggingface.co answers /resolve, errors
+# included, allowing the caller's Origin and exposing its headers.
+_CORS_EXPOSED = (
+    "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,X-Total-Count,ETag,Link,Accept-Ranges,Content-Range,"
+    "X-Linked-Size,X-Linked-ETag,X-Xet-Hash"
+)
+
+
+def resolve_with_cors(hub: HubServer, req: Request, **params: str) -> Response:
+    """:func:`resolve` with the Hub's CORS headers: the request's ``Origin`` (else ``*``) is allowed."""
+    cors = {
+        "Access-Control-Allow-Origin": req.headers.get("Origin") or "*",
+        "Access-Control-Expose-Headers": _CORS_EXPOSED,
+        "Access-Control-Max-Age": "86400",
+        "Vary": "Origin",
+    }
+    try:
+        response = resolve(hub, req, **params)
+    except HubHTTPError as err:
+        err.headers.update(cors)
+        raise
+    response.headers.update(cors)
+    return response
+
+
 # ---------------------------------------------------------------- route table and dispatch
 
 
@@ -319,7 +344,7 @@ ROUTES: tuple[Route, ...] = (
     _route("PUT", r"/_lfs/upload/(?P<oid>[0-9a-f]{64})", lfs.put),
     _route("PUT", r"/_lfs/upload/(?P<oid>[0-9a-f]{64})/part/(?P<part>[0-9]+)", lfs.put_part),
     _route("POST", r"/_lfs/upload/(?P<oid>[0-9a-f]{64})", lfs.complete),
-    _route("GET HEAD", rf"/{_PREFIX}{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", resolve),
+    _route("GET HEAD", rf"/{_PREFIX}{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", resolve_with_cors),
     _route("GET", r"/api/(?P<kind>spaces)/(?P<ns>[^/]+)/(?P<name>[^/]+)/runtime", spaces.runtime),
     _route("POST", r"/api/(?P<kind>spaces)/(?P<ns>[^/]+)/(?P<name>[^/]+)/hardware", spaces.request_hardware),
 )
