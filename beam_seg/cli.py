@@ -27,9 +27,11 @@ __all__ = [
     "LOG_LEVELS",
     "StrictArgumentParser",
     "UsageError",
+    "add_batch_size_flags",
     "add_logging_flags",
     "add_shared_argument",
     "apply_local_runner_defaults",
+    "batch_sizes",
     "configure_logging",
     "exit_now",
     "find_error",
@@ -112,6 +114,40 @@ def add_shared_argument(parser: argparse.ArgumentParser, *args: Any, **kwargs: A
         raise ValueError(f"shared flag {args[0]} must not have a default (the other job's definition may win)")
     with contextlib.suppress(argparse.ArgumentError):  # Already defined by another job's options class.
         parser.add_argument(*args, **kwargs)
+
+
+def add_batch_size_flags(parser: argparse.ArgumentParser, min_default: int, max_default: int) -> None:
+    """Adds ``--min_batch_size`` and ``--max_batch_size``, ``RunInference``'s batches (defaults: :func:`batch_sizes`).
+
+    Shared flags: several jobs have them, so they have no argparse default.
+    """
+    add_shared_argument(
+        parser,
+        "--min_batch_size",
+        type=int,
+        help=f"Smallest batch of images RunInference gives a model (default: {min_default}).",
+    )
+    add_shared_argument(
+        parser,
+        "--max_batch_size",
+        type=int,
+        help=f"Largest batch of images RunInference gives a model (default: {max_default}).",
+    )
+
+
+def batch_sizes(opts: argparse.Namespace, min_default: int, max_default: int) -> tuple[int, int]:
+    """``(min, max)`` batch sizes of :func:`add_batch_size_flags`' flags, defaults applied and checked.
+
+    Raises:
+        UsageError: one line quoting the bad value.
+    """
+    low = min_default if opts.min_batch_size is None else opts.min_batch_size
+    high = max(max_default, low) if opts.max_batch_size is None else opts.max_batch_size
+    if low < 1:
+        raise UsageError(f"--min_batch_size {low} must be >= 1")
+    if high < low:
+        raise UsageError(f"--max_batch_size {high} is below --min_batch_size {low}; use at least {low}")
+    return low, high
 
 
 def wants_help(argv: Sequence[str]) -> bool:

@@ -10,17 +10,25 @@ __all__ = [
     "CHECKPOINT_DIR",
     "CONFIG_NAME",
     "CURVES_NAME",
+    "DEAD_LETTERS_NAME",
     "ERRORS_NAME",
+    "EVAL_COMPARISON_NAME",
+    "EVAL_REPORT_NAME",
     "EVAL_SPLITS",
     "FEATURES",
     "HISTORY_NAME",
     "INPUT_BYTES",
     "INPUT_IMAGES",
+    "KERAS_NAME",
     "LITERT_FLOAT32_NAME",
     "LITERT_INPUT",
+    "LITERT_INT8_NAME",
+    "MASKS_DIR",
     "METRICS_NAME",
     "OUTPUT_MASK",
     "OUTPUT_PROBABILITIES",
+    "OVERLAYS_DIR",
+    "PREDICTIONS_JSONL_NAME",
     "PREDICTIONS_NAME",
     "SAVED_MODEL_DIR",
     "SCHEMA_NAME",
@@ -68,6 +76,8 @@ HISTORY_NAME = "history.json"
 CURVES_NAME = "training_curves.png"
 PREDICTIONS_NAME = "predictions.png"
 CHECKPOINT_DIR = "checkpoints"  # Training state: never published.
+# The float32 serving model as a Keras file (built-in layers only: ``keras.saving.load_model`` alone loads it).
+KERAS_NAME = "model.keras"
 # The SavedModel's signatures, their inputs and outputs.
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -78,4 +88,16 @@ OUTPUT_PROBABILITIES = "probabilities"
 # The LiteRT (TFLite) models: signature ``serving_default``, input ``image`` uint8 ``[1, S, S, 3]`` RGB already
 # resized to S x S, outputs ``mask`` and ``probabilities`` as in the SavedModel (batch of one).
 LITERT_FLOAT32_NAME = "model.tflite"
+LITERT_INT8_NAME = "model_int8.tflite"  # Dynamic-range int8: int8 weights (a quarter of the bytes).
 LITERT_INPUT = "image"
+
+# ---------------------------------------------------------------------------------------------- predict, evaluate
+# python -m beam_seg.predict: <output_dir>/masks/<name>.png (uint8 class ids, one channel), overlays/<name>.png,
+# predictions.jsonl (one line per mask, sorted by name; written last) and dead_letters.jsonl.
+MASKS_DIR = "masks"
+OVERLAYS_DIR = "overlays"
+PREDICTIONS_JSONL_NAME = "predictions.jsonl"
+DEAD_LETTERS_NAME = "dead_letters.jsonl"
+# python -m beam_seg.evaluate: the report (per model and differences) and its picture.
+EVAL_REPORT_NAME = "eval_report.json"
+EVAL_COMPARISON_NAME = "eval_comparison.png"

@@ -29,7 +29,16 @@ from beam_seg.formats import (
 if TYPE_CHECKING:
     import tensorflow as tf
 
-__all__ = ["DOWNLOAD_PATTERNS", "ModelLoadError", "Prediction", "SegmentationModel", "load_model", "parse_location"]
+__all__ = [
+    "DOWNLOAD_PATTERNS",
+    "ImageDecodeError",
+    "ModelLoadError",
+    "Prediction",
+    "SegmentationModel",
+    "check_location",
+    "load_model",
+    "parse_location",
+]
 
 # What is downloaded from the Hub: the SavedModel and its config, not the pictures or metrics.
 DOWNLOAD_PATTERNS: tuple[str, ...] = (f"{SAVED_MODEL_DIR}/*", CONFIG_NAME)
@@ -39,6 +48,14 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 class ModelLoadError(ValueError):
     """The location holds no usable model (missing files, a bad revision, no access); the message is one line."""
+
+
+class ImageDecodeError(ValueError):
+    """An image given to the model does not decode (not an image, truncated, corrupt); the message is one line.
+
+    The model decodes a whole batch in one call, so the error names no image: call it again one image at a time to
+    find which (:mod:`beam_seg.inference` does).
+    """
 
 
 class Prediction(NamedTuple):
@@ -83,13 +100,20 @@ class SegmentationModel:
 
         Args:
             images: One encoded image, or a sequence of them.
+
+        Raises:
+            ImageDecodeError: if an image of the batch does not decode.
         """
         import tensorflow as tf
 
         batch = [bytes(images)] if isinstance(images, (bytes, bytearray)) else [bytes(b) for b in images]
         if not batch:
             raise ValueError("no images given")
-        return _prediction(self._from_bytes(**{self._input_key: tf.constant(batch, dtype=tf.string)}))
+        try:
+            outputs = self._from_bytes(**{self._input_key: tf.constant(batch, dtype=tf.string)})
+        except tf.errors.InvalidArgumentError as e:  # The signature's decode ops: its only data-dependent ones.
+            raise ImageDecodeError(_tf_message(e)) from None
+        return _prediction(outputs)
 
     def predict_images(self, images: np.ndarray) -> Prediction:
         """Segments uint8 RGB arrays ``[H, W, 3]`` or ``[N, H, W, 3]`` (resized inside the model)."""
@@ -111,6 +135,18 @@ class SegmentationModel:
 
 def _prediction(outputs: dict[str, tf.Tensor]) -> Prediction:
     return Prediction(outputs[OUTPUT_MASK].numpy(), outputs[OUTPUT_PROBABILITIES].numpy())
+
+
+# Lines of a TensorFlow graph error that say where, not what: its header, the node, the missing stack, the node list.
+_TF_WHERE = re.compile(r"^(Graph execution error:?|Detected at node .*|<stack traces unavailable>|\s*\[\[.*\]\].*)$")
+_TF_SUFFIX = re.compile(r"\s*\[Op:\w+\](\s*name:.*)?$")
+
+
+def _tf_message(error: Exception) -> str:
+    """What a TensorFlow error says in one line (e.g. ``jpeg::Uncompress failed. Invalid JPEG data ...``)."""
+    lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()]
+    what = [line for line in lines if line and not _TF_WHERE.match(line)]
+    return _TF_SUFFIX.sub("", what[0] if what else "").strip() or type(error).__name__
 
 
 def _string_input(signature: Any, path: str) -> str:
@@ -153,6 +189,24 @@ def parse_location(location: str, revision: str | None = None) -> tuple[str, str
         f"model {location!r} is neither a directory nor a Hub repo (use a training output directory, gs://..., or "
         "hf://<owner>/<name>[@<revision>])"
     )
+
+
+def check_location(location: str) -> None:
+    """Refuses a location that cannot hold a model, cheaply: no download, no TensorFlow (for a job's driver).
+
+    A directory (local or ``gs://``) must hold ``model_config.json``, which training writes last; a Hub location
+    must be well formed (whether it exists is found when it is loaded).
+
+    Raises:
+        ModelLoadError: one line.
+    """
+    kind, _ = parse_location(location)
+    config_path = fs.join(location, CONFIG_NAME)
+    if kind == "dir" and not fs.exists(config_path):
+        raise ModelLoadError(
+            f"{config_path} does not exist: {location!r} is not a complete training output (model_config.json is "
+            "written last by python -m beam_seg.train)"
+        )
 
 
 def _load_dir(path: str) -> SegmentationModel:

@@ -2,9 +2,10 @@
 
 Usage::
 
-    python scripts/dataflow_dry_run.py --stage tfrecord_gen|publish --record FILE.json -- <the stage's flags>
+    python scripts/dataflow_dry_run.py --stage tfrecord_gen|publish|predict|evaluate --record FILE.json -- <flags>
 
-``run_dataflow.sh --gcp --dry_run`` runs stages 1 and 3 through this: the stage's own ``build_pipeline`` parses
+``run_dataflow.sh --gcp --dry_run`` runs stages 1 and 3 through this (``predict`` and ``evaluate`` are the Beam jobs
+that apply a trained model): the stage's own ``build_pipeline`` parses
 and validates the flags exactly as ``python -m beam_seg.<stage>`` would (reading its gs:// input), then the
 pipeline runs with Beam's ``TestOptions.dry_run`` on, so ``DataflowRunner`` translates it into a Dataflow job
 and returns without creating it. Beam's flag is set on the options rather than passed on the command line
@@ -44,7 +45,7 @@ from packaging.requirements import Requirement
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("tfrecord_gen", "publish")
+STAGES: tuple[str, ...] = ("tfrecord_gen", "publish", "predict", "evaluate")
 WORKFLOW_TARBALL = "workflow.tar.gz"  # Beam's name for the staged sdist of --setup_file.
 
 
@@ -52,6 +53,14 @@ def _builder(stage: str) -> Callable[[Sequence[str]], tuple[beam.Pipeline, Any]]
     """The stage's ``build_pipeline`` (imported lazily: each pulls in its own heavy dependencies)."""
     if stage == "tfrecord_gen":
         from beam_seg.data import job
+
+        return job.build_pipeline
+    if stage == "predict":
+        from beam_seg.predict import job
+
+        return job.build_pipeline
+    if stage == "evaluate":
+        from beam_seg.evaluate import job
 
         return job.build_pipeline
     from beam_seg.publish import job

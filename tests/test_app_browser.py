@@ -1,17 +1,25 @@
-"""End-to-end test of the rendered Gradio Space: a real server process, a real browser, a real client.
+"""End-to-end test of the rendered Gradio Space on LiteRT: real server processes, a real browser, a real client.
 
-A tiny U-Net is trained by the real pipeline (shared with test_app.py); a real ``python -m beam_seg.publish
---dry_run`` of it renders the Space, which is started as ``python app.py`` on a free port with
-``BEAM_SEG_MODEL_DIR`` pointing at the model. A second instance, rendered with ``beam_seg.space`` before the
-model exists, runs without any model to show that the app starts anyway and explains the problem on the
-first prediction. Readiness is polled with a deadline.
+A tiny U-Net is trained by the real pipeline (shared with test_app.py; its output has ``model.tflite``). Three
+instances of the app run as ``python app.py`` on free ports:
 
-Chromium comes from Debian (``apt-get install -y chromium``); Playwright drives it with the sync API. A
-missing ``/usr/bin/chromium`` fails the test: it is part of the test environment, not optional.
+- ``model``: the Space rendered by a real ``python -m beam_seg.publish --dry_run``, with ``BEAM_SEG_MODEL_DIR``
+  pointing at the model;
+- ``hub``: the Space rendered for the model published (with the real ``huggingface_hub`` client) to the project's
+  Hub test double, at its commit, with an empty cache: the app fetches ``model.tflite`` and ``model_config.json``
+  from the Hub on its first request;
+- ``broken``: rendered before the model exists, with a model directory that does not exist, to show that the app
+  starts anyway and explains the problem on the first prediction.
+
+Readiness is polled with a deadline. Chromium comes from Debian (``apt-get install -y chromium``); Playwright
+drives it with the sync API. A missing ``/usr/bin/chromium`` fails the test: it is part of the test environment,
+not optional. Screenshots go to ``$BEAM_SEG_TEST_ARTIFACTS/app_browser/`` (default: under pytest's base
+temporary directory).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,8 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hubserver import DEFAULT_TOKEN, DEFAULT_USER, HubServer
 from PIL import Image
-from test_app import CLASSES, MODEL_REPO, TEMPLATE, free_port, train_tiny_model
+from test_app import CLASSES, MODEL_FILES, MODEL_REPO, TEMPLATE, free_port, train_tiny_model
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,6 +58,7 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.env = env
         full_env = {
             **os.environ,
             **env,
@@ -57,6 +67,7 @@ class AppServer:
             "GRADIO_ANALYTICS_ENABLED": "False",
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
+            **env,
         }
         full_env.pop("HF_TOKEN", None)
         self._log_file = open(log, "wb")  # Closed in stop().
@@ -94,13 +105,11 @@ class AppServer:
         self._log_file.close()
 
 
-def render_space(dest: Path) -> Path:
-    """Renders the template for ``MODEL_REPO`` at ``VERSION``/``REVISION`` with ``beam_seg.space``."""
+def render_space(dest: Path, *, revision: str = REVISION, endpoint: str = "https://huggingface.co") -> Path:
+    """Renders the template for ``MODEL_REPO`` at ``VERSION``/``revision`` with ``beam_seg.space``."""
     from beam_seg.publish import space
 
-    values = space.placeholder_values(
-        model_repo=MODEL_REPO, version=VERSION, revision=REVISION, endpoint="https://huggingface.co"
-    )
+    values = space.placeholder_values(model_repo=MODEL_REPO, version=VERSION, revision=revision, endpoint=endpoint)
     files = space.render_template(space.load_template(str(TEMPLATE)), values)
     assert space.leftover_placeholders(files) == {}
     for path, data in files.items():
@@ -140,9 +149,28 @@ def publish_dry_run(model_dir: str, output_dir: Path) -> Path:
     return rendered
 
 
+def publish_to_hub(hub: HubServer, model_dir: str) -> str:
+    """Uploads the model directory (minus checkpoints) with the real client and tags ``VERSION``; returns the commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub.url, token=DEFAULT_TOKEN)
+    api.create_repo(MODEL_REPO, exist_ok=True)
+    commit = api.upload_folder(repo_id=MODEL_REPO, folder_path=model_dir, ignore_patterns=["checkpoints/*"])
+    api.create_tag(MODEL_REPO, tag=VERSION, revision=commit.oid)
+    return commit.oid
+
+
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, AppServer]]:
-    """Two rendered apps: ``model`` (the tiny trained model) and ``broken`` (a model dir that does not exist)."""
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    """The project's Hub test double for this module's apps (the ``hub_server`` fixture is per test)."""
+    with HubServer(storage_dir=tmp_path_factory.mktemp("hub-storage")) as server:
+        server.add_user(DEFAULT_USER, DEFAULT_TOKEN)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory, hub: HubServer) -> Iterator[dict[str, AppServer]]:
+    """Three rendered apps: ``model`` (BEAM_SEG_MODEL_DIR), ``hub`` (the Hub at a commit) and ``broken`` (no model)."""
     root = tmp_path_factory.mktemp("space")
     app_dir = render_space(root / "rendered")
     # The broken one starts while the model trains: it needs no model to start.
@@ -152,6 +180,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, AppS
         model_dir = train_tiny_model(tmp_path_factory)
         published = publish_dry_run(model_dir, root / "publish")
         started["model"] = AppServer(published, root / "model.log", {"BEAM_SEG_MODEL_DIR": model_dir})
+        commit = publish_to_hub(hub, model_dir)
+        hub_app = render_space(root / "rendered-hub", revision=commit, endpoint=hub.url)
+        hub_env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_CACHE": str(root / "hub-app-cache")}
+        started["hub"] = AppServer(hub_app, root / "hub.log", hub_env)
         deadline = time.monotonic() + STARTUP_DEADLINE_S
         for server in started.values():
             server.wait_ready(deadline)
@@ -159,6 +191,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, AppS
     finally:
         for server in started.values():
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: ``$BEAM_SEG_TEST_ARTIFACTS/app_browser`` or under pytest's base temp dir."""
+    root = os.environ.get("BEAM_SEG_TEST_ARTIFACTS")
+    path = (Path(root) if root else tmp_path_factory.getbasetemp() / "artifacts") / "app_browser"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -187,14 +228,17 @@ def _wait_for_toast(page: object, text: str) -> None:
     page.locator(".toast-body.error", has_text=text).first.wait_for(state="visible", timeout=PREDICTION_TIMEOUT_MS)
 
 
+@pytest.mark.parametrize("mode", ["model", "hub"])
 def test_browser_upload_segment_and_read_percentages(
-    servers: dict[str, AppServer], browser: object, tmp_path: Path
+    servers: dict[str, AppServer], browser: object, artifacts: Path, tmp_path: Path, mode: str
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
     try:
-        page.goto(servers["model"].url + "/")
+        page.goto(servers[mode].url + "/")
         page.wait_for_selector("#submit")
-        assert MODEL_REPO not in page.inner_text("body")  # BEAM_SEG_MODEL_DIR wins over the rendered repo.
+        header = page.inner_text("body")
+        # BEAM_SEG_MODEL_DIR wins over the rendered repo; the Hub mode names the rendered repo.
+        assert (MODEL_REPO in header) == (mode == "hub") and "LiteRT" in header
         page.locator("#input-image input[type=file]").set_input_files(str(_example(".jpg")))
         page.wait_for_selector("#input-image img")
         page.click("#submit")
@@ -203,21 +247,30 @@ def test_browser_upload_segment_and_read_percentages(
             "() => { const img = document.querySelector('#overlay img'); return img && img.naturalWidth > 0; }",
             timeout=PREDICTION_TIMEOUT_MS,
         )
-        page.wait_for_selector("#percentages dd.confidence", timeout=PREDICTION_TIMEOUT_MS)
-        page.wait_for_selector("#legend", timeout=PREDICTION_TIMEOUT_MS)
+        page.wait_for_selector("#summary .class-row", timeout=PREDICTION_TIMEOUT_MS)
 
         width = page.evaluate("() => document.querySelector('#overlay img').naturalWidth")
         assert width == Image.open(_example(".jpg")).size[0]  # The overlay keeps the photo's size.
         assert page.evaluate("() => document.querySelector('#mask img').naturalWidth") == width
-        names = page.locator("#percentages dt").all_inner_texts()
-        values = [float(v.strip().rstrip("%")) for v in page.locator("#percentages dd.confidence").all_inner_texts()]
-        assert sorted(names) == sorted(CLASSES)
-        assert abs(sum(values) - 100.0) <= len(values) * 0.5 + 1e-9, values  # Each shown rounded to 1%.
-        legend = page.inner_text("#legend")
-        assert all(name in legend for name in CLASSES)
+        rows = page.evaluate(
+            """() => [...document.querySelectorAll('#summary .class-row')].map(row => ({
+                name: row.dataset.class, percent: parseFloat(row.dataset.percent),
+                shown: parseFloat(row.querySelector('.value').innerText),
+                bar: getComputedStyle(row.querySelector('.bar')).backgroundColor,
+                swatch: getComputedStyle(row.querySelector('.swatch')).backgroundColor}))"""
+        )
+        assert [row["name"] for row in rows] == list(CLASSES)
+        assert abs(sum(row["percent"] for row in rows) - 100.0) < 1e-3, rows
+        assert abs(sum(row["shown"] for row in rows) - 100.0) <= len(rows) * 0.05 + 1e-9, rows  # Shown to 0.1%.
+        # Bars and legend swatches are drawn in the model's palette colours, class by class.
+        config = json.loads((Path(servers["model"].env["BEAM_SEG_MODEL_DIR"]) / "model_config.json").read_text())
+        for row in rows:
+            r, g, b = config["palette"][row["name"]]
+            assert row["bar"] == row["swatch"] == f"rgb({r}, {g}, {b})", row
+        assert not page.locator("#percentages").is_visible()  # /predict's Label: for API clients, shown as the bars.
         assert page.locator(".toast-body.error").count() == 0  # No error toast (the "Loading the model" info is fine).
-        page.screenshot(path=str(tmp_path / "app.png"), full_page=True, animations="disabled")
-        assert (tmp_path / "app.png").stat().st_size > 10_000
+        page.screenshot(path=str(artifacts / f"app-{mode}.png"), full_page=True, animations="disabled")
+        assert (artifacts / f"app-{mode}.png").stat().st_size > 10_000
 
         # Non-images: the frontend refuses a .txt by its type; a text file named .png reaches the server, whose
         # answer is a readable message, not a traceback.
@@ -232,7 +285,7 @@ def test_browser_upload_segment_and_read_percentages(
             page.locator("#input-image input[type=file]").set_input_files(str(bogus))
             page.click("#submit")
             _wait_for_toast(page, expected)
-        page.screenshot(path=str(tmp_path / "not-an-image.png"), animations="disabled")
+        page.screenshot(path=str(artifacts / f"not-an-image-{mode}.png"), animations="disabled")
     finally:
         page.close()
 
@@ -243,7 +296,7 @@ def test_gradio_client_named_endpoint(servers: dict[str, AppServer], tmp_path: P
 
     client = Client(servers["model"].url, verbose=False, download_files=str(tmp_path))
     api = client.view_api(print_info=False, return_format="dict")
-    assert "/predict" in api["named_endpoints"]
+    assert list(api["named_endpoints"]) == ["/predict"]  # The summary bars are no public endpoint.
     example = _example(".png")
     overlay_path, mask_path, label = client.predict(handle_file(str(example)), api_name="/predict")
     size = Image.open(example).size
@@ -253,14 +306,42 @@ def test_gradio_client_named_endpoint(servers: dict[str, AppServer], tmp_path: P
     confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert set(confidences) == set(CLASSES) and sum(confidences.values()) == pytest.approx(1.0, abs=1e-6)
 
+    # A photo whose EXIF tag says "rotate 90°": the app gets the file as uploaded and shows the result upright.
+    rotated = tmp_path / "rotated.jpg"
+    photo = Image.open(_example(".jpg"))
+    exif = photo.getexif()
+    exif[0x0112] = 6
+    photo.save(rotated, exif=exif)
+    overlay_path, _, _ = client.predict(handle_file(str(rotated)), api_name="/predict")
+    assert Image.open(overlay_path).size == (photo.height, photo.width)
+
     text = tmp_path / "notes.txt"
     text.write_text("not a picture")
     with pytest.raises(AppError, match="The file 'notes.txt' is not an image this app can read"):
         client.predict(handle_file(str(text)), api_name="/predict")
 
 
+def test_hub_mode_fetches_only_the_litert_files_at_the_commit(
+    servers: dict[str, AppServer], hub: HubServer, tmp_path: Path
+) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(servers["hub"].url, verbose=False, download_files=str(tmp_path))
+    _, _, label = client.predict(handle_file(str(_example(".png"))), api_name="/predict")
+    assert sum(c["confidence"] for c in label["confidences"]) == pytest.approx(1.0, abs=1e-6)
+    commit = hub.revision_sha(MODEL_REPO, VERSION)
+    fetched = {
+        name for name in MODEL_FILES if hub.count_requests("GET", rf"^/{MODEL_REPO}/resolve/{commit}/{name}$") > 0
+    }
+    assert fetched == MODEL_FILES
+    # Nothing else of the repo (SavedModel, pictures, metrics), and no file by a moving ref.
+    assert hub.count_requests(None, rf"^/{MODEL_REPO}/resolve/(?!{commit}/(model\.tflite|model_config\.json)$)") == 0
+    cache = Path(servers["hub"].env["HF_HUB_CACHE"])
+    assert {p.name for p in cache.rglob("snapshots/*/*")} == MODEL_FILES
+
+
 def test_app_starts_without_a_model_and_explains_on_first_prediction(
-    servers: dict[str, AppServer], browser: object, tmp_path: Path
+    servers: dict[str, AppServer], browser: object, artifacts: Path
 ) -> None:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
@@ -279,6 +360,6 @@ def test_app_starts_without_a_model_and_explains_on_first_prediction(
         page.wait_for_selector("#input-image img")
         page.click("#submit")
         _wait_for_toast(page, "does not exist: point BEAM_SEG_MODEL_DIR at the output directory")
-        page.screenshot(path=str(tmp_path / "no-model.png"), animations="disabled")
+        page.screenshot(path=str(artifacts / "no-model.png"), animations="disabled")
     finally:
         page.close()

@@ -41,7 +41,7 @@ def _config(data: dict | None) -> dict:
             "seed": 0,
         },
     }
-    return config if data is None else {**config, "data": data}
+    return config if data is None else {**config, "data": {**data, "num_examples": {"train": 428, "val": 56}}}
 
 
 def _card(config: dict, files: list[str] = FILES) -> ModelCard:
@@ -79,6 +79,7 @@ def test_no_local_path_or_run_only_setting_is_published() -> None:
     for leaked in ("/home/me", "gs://bucket", "data_dir", "output_dir", "resume"):
         assert leaked not in text, leaked
     assert "learning_rate" in text and "seed" in text
+    assert "Records: train 428, val 56." in text
 
 
 def test_the_loss_and_the_litert_models_are_explained() -> None:

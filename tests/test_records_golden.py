@@ -3,7 +3,7 @@
 They pin every byte of the records (framing, serialization, the kept source JPEGs and the re-encoded ones: quality
 95, 4:4:4 chroma) and of the reports. A deliberate change of the record format, of the re-encoding, of the sample
 data or of the pinned Pillow/protobuf must update them and say so in the change; so must a change of the reports'
-contents (the dead letters' ``detail`` text, ``stats.json``'s ``config``).
+contents (the dead letters' ``detail`` text, ``stats.json``'s ``config`` and ``dataset``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ GOLDEN: dict[str, dict[str, str]] = {
     "extracted_source_bytes": {
         "errors-00000-of-00001.jsonl": "6bd0829c0bbc65f14219b9f08f76c28d7b79c15f9897ad850cad42894aa7f896",
         "schema.pbtxt": "c562f5c5753586fadb50cddd319ec65baf8925c10245320c2dde2b5129bde814",
-        "stats.json": "3cdefb580fcd203c012709cdd219fa2eac05d8163ef34c5dc4184b924af04209",
+        "stats.json": "1b6d0b03f2d7e208fa219f4831424c523a0afc54aac8daf055a65fae13f7886f",
         "test-00000-of-00002.tfrecord": "77d6984303f6793ff5b2742eea78a429b10419b3627beaf3a8f930fbe660ef54",
         "test-00001-of-00002.tfrecord": "74a075a13115619f640e15de9c3fdc50c0e905b2c8776a11bf710e41ce33a00e",
         "train-00000-of-00002.tfrecord": "73061984d3000b85dbc6e6bccdfa3e0236a0c0dfb0892969ca066f83b7f9995d",
@@ -32,7 +32,7 @@ GOLDEN: dict[str, dict[str, str]] = {
     "archives_resize_64": {
         "errors-00000-of-00001.jsonl": "6bd0829c0bbc65f14219b9f08f76c28d7b79c15f9897ad850cad42894aa7f896",
         "schema.pbtxt": "c562f5c5753586fadb50cddd319ec65baf8925c10245320c2dde2b5129bde814",
-        "stats.json": "747b70d0bf333e13ccca8df78d2df311a88132d28c0686f76095e930ec049410",
+        "stats.json": "aa1441bb9d9db386960ee99e22e7ce59eba1c6ae55a05ed3691f7959d64a321b",
         "test-00000-of-00001.tfrecord": "d0c704132e9b63599f9eb246472bf16033e1b860ae97761e64ae6c39a10a6cbe",
         "train-00000-of-00001.tfrecord": "87831bb318699b4cddbaf5bb6d138d598781f06141f8bf6b42cbcf66da432b95",
         "val-00000-of-00001.tfrecord": "5514701dac2a3cccb584b3ccb559afe3e244201179016ebb86611e94f2531022",

@@ -453,7 +453,8 @@ def test_gcp_dry_run_builds_both_dataflow_jobs_and_the_vertex_job(
     assert (
         f"--model_dir {root}/model --model_repo ci-user/beam-seg-pets --space_repo ci-user/beam-seg-pets-demo" in argv
     )
-    assert f"--output_dir {root}/publish --version v{run_id}" in argv
+    assert f"--output_dir {root}/publish --data_dir {root}/tfrecords --bless_against auto" in argv
+    assert f"--version v{run_id}" in argv
     # The workers' token: a Secret Manager version (recorded in this dry run), never the token itself.
     assert f"--hf_token_secret projects/{PROJECT}/secrets/beam-seg-hf-token/versions/latest" in argv
     assert (

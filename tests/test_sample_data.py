@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import os
+import tarfile
 
-from beam_seg.data import lists
+from beam_seg.data import lists, provenance
 from beam_seg.data import sample as sample_data
 
 
@@ -30,7 +32,37 @@ def test_same_seed_same_files(tmp_path):
     for sub in ("images", "annotations/trimaps"):
         cmp = filecmp.dircmp(os.path.join(a.root, sub), os.path.join(b.root, sub))
         assert not cmp.diff_files and not cmp.left_only and not cmp.right_only
+    marker = provenance.SAMPLE_MARKER
+    assert filecmp.cmp(os.path.join(a.root, marker), os.path.join(b.root, marker), shallow=False)
 
 
 def test_cli_rejects_too_few_images(tmp_path):
     assert sample_data.run(["--output_dir", str(tmp_path), "--num_images", "3"]) == 2
+
+
+def test_the_marker_says_synthetic_in_the_folders_and_in_the_annotations_archive(pets_dir):
+    """The marker lives in annotations/, which the extracted layout and annotations.tar.gz both carry."""
+    with open(os.path.join(pets_dir.root, provenance.SAMPLE_MARKER), "rb") as f:
+        marker = f.read()
+    assert json.loads(marker) == {
+        "dataset": "beam_seg synthetic sample",
+        "generator": "python -m beam_seg.sample_data",
+        "seed": 1,
+        "num_images": 60,
+        "min_size": 64,
+        "max_size": 160,
+        "test_fraction": 0.5,
+        "faults": True,
+    }
+    images, annotations = pets_dir.archives
+    with tarfile.open(annotations) as tar:
+        assert tar.extractfile(provenance.SAMPLE_MARKER).read() == marker
+    with tarfile.open(images) as tar:
+        assert not [m for m in tar.getnames() if "beam_seg" in m]
+    entry = provenance.dataset_entry(marker)
+    assert entry["synthetic"] is True and entry["name"] == "synthetic sample data (python -m beam_seg.sample_data)"
+    assert provenance.dataset_entry(None) == {
+        "name": "Oxford-IIIT Pet",
+        "synthetic": False,
+        "source": "official layout",
+    }

@@ -21,7 +21,7 @@ from conftest import IN_MEMORY, declaring_size
 from PIL import Image
 
 from beam_seg import cli, fs
-from beam_seg.data import codec, examples, imaging, lists, pipeline, sharding, splits
+from beam_seg.data import codec, examples, imaging, lists, pipeline, provenance, sharding, splits
 from beam_seg.data import job as tfrecord_gen
 from beam_seg.formats import ERRORS_NAME, SPLITS, STATS_NAME
 
@@ -128,6 +128,32 @@ def test_every_fault_lands_in_the_dead_letter_and_accounting_holds(damaged, pets
         if kind != "truncated_jpeg":
             image = Image.open(io.BytesIO(by_name[name].image))
             assert (image.format, image.mode) == ("JPEG", "RGB")
+
+
+def test_stats_json_says_which_data_it_was_made_from(pets_copy, tmp_path):
+    """The sample data's marker makes ``dataset`` synthetic, its absence the official data; it is never junk."""
+    assert _run(pets_copy, str(tmp_path / "sample"), "--resize", "32") == 0
+    os.remove(os.path.join(pets_copy, provenance.SAMPLE_MARKER))
+    assert _run(pets_copy, str(tmp_path / "official"), "--resize", "32") == 0
+    sample, official = _stats(str(tmp_path / "sample")), _stats(str(tmp_path / "official"))
+    assert sample["dataset"] == {
+        "name": "synthetic sample data (python -m beam_seg.sample_data)",
+        "synthetic": True,
+        "source": "annotations/beam_seg_sample.json",
+        "seed": 1,
+        "num_images": 60,
+        "min_size": 64,
+        "max_size": 160,
+        "test_fraction": 0.5,
+        "faults": True,
+    }
+    assert official["dataset"] == {"name": "Oxford-IIIT Pet", "synthetic": False, "source": "official layout"}
+    assert (
+        sample["ignored_files"]
+        == official["ignored_files"]
+        == {"appledouble_file": 2, "unexpected_image_extension_mat": 2}
+    )
+    assert {k: v for k, v in sample.items() if k != "dataset"} == {k: v for k, v in official.items() if k != "dataset"}
 
 
 def test_records_match_the_lists_splits_and_labels(pets_dir, tmp_path):
@@ -315,7 +341,7 @@ def test_finalize_is_safe_to_retry(tmp_path):
     (out / "train-00000-of-00003.tfrecord").write_bytes(b"old set")  # a previous run's shard
     (out / STATS_NAME).write_text("{}")
     shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
-    finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={})
+    finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=1, config={}, dataset={})
     report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}, "failures": []}
     for attempt in range(2):
         if attempt == 0:
@@ -369,7 +395,7 @@ def test_an_accounting_mismatch_fails_before_the_output_is_touched(tmp_path):
     (out / STATS_NAME).write_text('{"old": true}')  # A previous complete set stays as it was.
     (temp / "t0").write_bytes(b"new shard")
     shard = {"split": "train", "name": "train-00000-of-00001.tfrecord", "temp_path": str(temp / "t0"), "records": 1}
-    finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=3, config={})
+    finalize = pipeline._FinalizeFn(output_dir=str(out), temp_dir=str(temp), listed=3, config={}, dataset={})
     report = {"splits": {"train": {"num_examples": 1}}, "errors": [], "ignored": {}, "failures": []}
     (failure,) = pipeline.failures_of(report, [shard], finalize._stats(report, [shard]))
     assert "1 records + 0 errors != 3 listed images" in failure

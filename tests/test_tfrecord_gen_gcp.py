@@ -44,6 +44,7 @@ def test_tarballs_in_gcs_to_shards_in_gcs(bucket, pets_dir, tmp_path):
     ]  # No .tmp-* leftovers.
     stats = json.loads(bucket.blob("tfrecords/stats.json").download_as_bytes())
     assert stats["config"]["input_layout"] == "archives"
+    assert stats["dataset"]["synthetic"] is True  # The sample data's marker travels inside annotations.tar.gz.
     assert stats["records"] + stats["errors"] == stats["listed"] == 60
     local = tmp_path / "train.tfrecord"
     bucket.blob("tfrecords/train-00000-of-00001.tfrecord").download_to_filename(str(local))

@@ -31,7 +31,7 @@ from beam_seg.pets import MASK_CLASSES
 from beam_seg.train import dataset as input_pipeline
 from beam_seg.train import job, models, trainer
 from beam_seg.train import metrics as seg_metrics
-from beam_seg.train.config import ConfigError, build_parser, parse_args
+from beam_seg.train.config import HYPERPARAMETERS, ConfigError, build_parser, parse_args
 
 tf = pytest.importorskip("tensorflow")
 
@@ -239,6 +239,14 @@ def test_class_weights() -> None:
     assert trainer.class_weights_for(parse_args([*base, "--class_weights", "1,2,3"]), stats) == (1.0, 2.0, 3.0)
 
 
+def test_the_training_objective_is_described_as_it_is_built() -> None:
+    assert seg_metrics.describe_objective("ce", MASK_CLASSES) == "pixel cross-entropy (unweighted)"
+    assert seg_metrics.describe_objective("ce_dice", MASK_CLASSES, (1.5, 0.75, 3.0)) == (
+        "class-weighted pixel cross-entropy (pet 1.5, background 0.75, border 3) + soft Dice loss "
+        "(1 - mean soft Dice over the classes), per batch"
+    )
+
+
 def test_weighted_loss_matches_numpy() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
@@ -271,9 +279,18 @@ def test_bad_image_size_is_a_clear_error(data_dir: str, tmp_path: Path, capsys: 
 # --- A full run ----------------------------------------------------------------------------------
 
 
-def test_run_writes_every_output(trained: str) -> None:
+def test_run_writes_every_output(trained: str, data_dir: str) -> None:
     out = Path(trained)
-    for name in ("model_config.json", "metrics.json", "history.json", "training_curves.png", "predictions.png"):
+    for name in (
+        "model_config.json",
+        "metrics.json",
+        "history.json",
+        "training_curves.png",
+        "predictions.png",
+        "model.keras",
+        "model.tflite",
+        "model_int8.tflite",
+    ):
         assert (out / name).is_file(), name
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-2")
@@ -292,13 +309,17 @@ def test_run_writes_every_output(trained: str) -> None:
         assert set(m["per_class_iou"]) == set(MASK_CLASSES)
         assert 0.0 <= m["mean_iou"] <= 1.0 and 0.0 <= m["pixel_accuracy"] <= 1.0 and np.isfinite(m["loss"])
         assert m["num_pixels"] == m["num_examples"] * SIZE * SIZE
+    description = metrics["loss_description"]  # What the splits' "loss" is; the model card quotes it.
+    assert description.startswith("mean per-pixel cross-entropy") and "not the training objective" in description
+    assert metrics["training_objective"].startswith("class-weighted pixel cross-entropy (pet ")
+    assert metrics["training_objective"].endswith("+ soft Dice loss (1 - mean soft Dice over the classes), per batch")
 
     config = json.loads((out / "model_config.json").read_text())
     assert config["image_size"] == SIZE and config["classes"] == list(MASK_CLASSES)
     assert config["id2label"] == {"0": "pet", "1": "background", "2": "border"}
     assert set(config["palette"]) == set(MASK_CLASSES) and all(len(c) == 3 for c in config["palette"].values())
     norm = config["preprocessing"]["normalization"]
-    stats = json.loads((Path(input_pipeline_data_dir(config)) / "stats.json").read_text())
+    stats = json.loads((Path(data_dir) / "stats.json").read_text())
     assert norm["source"] == "stats.json:splits.train"
     assert norm["mean"] == pytest.approx(stats["splits"]["train"]["channel_mean"])
     assert norm["std"] == pytest.approx(stats["splits"]["train"]["channel_std"])
@@ -310,11 +331,76 @@ def test_run_writes_every_output(trained: str) -> None:
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert config["metrics"]["file"] == "metrics.json"
     assert config["metrics"]["val_mean_iou"] == metrics["val"]["mean_iou"]
+    assert config["metrics"]["loss_description"] == metrics["loss_description"]
+    assert config["metrics"]["training_objective"] == metrics["training_objective"]
     assert set(config["signatures"]) == {"serving_default", "serving_images"}
+    assert (
+        config["keras"]["file"] == "model.keras" and config["keras"]["load"] == "keras.saving.load_model('model.keras')"
+    )
+    # The data it was trained on, from stats.json, with the record counts.
+    counts = {split: stats["splits"][split]["num_examples"] for split in ("train", "val", "test")}
+    assert config["data"] == {**stats["dataset"], "num_examples": counts}
+    assert config["data"]["synthetic"] is True and config["data"]["name"].startswith("synthetic sample data")
 
 
-def input_pipeline_data_dir(config: dict) -> str:
-    return config["training"]["data_dir"]
+def test_nothing_published_holds_a_path_or_a_run_only_flag(trained: str, data_dir: str) -> None:
+    """model_config.json and metrics.json go to the Hub as they are: hyper-parameters, not the run's paths or flags."""
+    out = Path(trained)
+    for name in ("model_config.json", "metrics.json"):
+        text = (out / name).read_text()
+        for path in (trained, data_dir, str(Path(trained).parent), str(Path(data_dir).parent)):
+            assert path not in text, (name, path)
+    training = json.loads((out / "model_config.json").read_text())["training"]
+    run_facts = {
+        "steps_per_epoch",
+        "class_weights_used",
+        "epochs_completed",
+        "optimizer_iterations",
+        "strategy",
+        "replicas",
+        "mixed_precision_used",
+        "wall_seconds",
+    }
+    assert set(training) == set(HYPERPARAMETERS) | run_facts
+    for flag in ("data_dir", "output_dir", "resume", "overwrite", "validate_records", "num_predictions", "val_steps"):
+        assert flag not in training
+    assert training["base_filters"] == 4 and training["seed"] == 1 and training["learning_rate"] == 3e-3
+
+
+def test_data_of_a_set_from_before_provenance_is_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    data = trainer._Data(files={}, counts={"train": 3, "val": 1, "test": 2}, stats={"splits": {}})
+    entry = trainer._data_entry(data)
+    assert entry["synthetic"] is None and entry["name"].startswith("unknown")
+    assert entry["num_examples"] == {"train": 3, "val": 1, "test": 2}
+    assert any("has no 'dataset' entry" in r.getMessage() for r in caplog.records)
+
+
+def test_model_keras_loads_with_keras_alone_and_gives_the_saved_models_logits(trained: str, tmp_path: Path) -> None:
+    """A Keras user's load: a fresh interpreter, beam_seg made unimportable, only keras imported."""
+    pixels = np.random.default_rng(3).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    script = (
+        "import sys\n"
+        "sys.modules['beam_seg'] = None  # import beam_seg now raises ImportError\n"
+        "import keras, numpy as np\n"
+        f"model = keras.saving.load_model({str(Path(trained) / 'model.keras')!r})\n"
+        f"logits = model(np.load({str(tmp_path / 'pixels.npy')!r}).astype('float32'))\n"
+        f"np.save({str(tmp_path / 'logits.npy')!r}, keras.ops.convert_to_numpy(logits))\n"
+        "print(sorted(m for m, v in sys.modules.items() if m.startswith('beam_seg') and v is not None))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    logits = np.load(tmp_path / "logits.npy")
+    assert logits.shape == (2, SIZE, SIZE, 3)
+    # The SavedModel's serving_images at S x S (its resize is then the identity): the softmax of the same logits.
+    served = tf.saved_model.load(os.path.join(trained, "saved_model")).signatures["serving_images"](
+        images=tf.constant(pixels)
+    )
+    np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), served["probabilities"].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(logits.argmax(-1), served["mask"].numpy())
 
 
 def test_saved_model_serving_default_takes_jpeg_and_png_of_any_size(trained: str) -> None:

@@ -6,5 +6,6 @@
 :mod:`~beam_seg.data.stats` (statistics), :mod:`~beam_seg.data.splits` (splits and shard keys),
 :mod:`~beam_seg.data.examples` (one name's files → a record: the heavy step, without Beam, for the process pool),
 :mod:`~beam_seg.data.report` (the report ``CombineFn``), :mod:`~beam_seg.data.sharding` (the shard writer),
-:mod:`~beam_seg.data.pipeline` (the Beam job) and :mod:`~beam_seg.data.sample` (synthetic input). No TensorFlow.
+:mod:`~beam_seg.data.pipeline` (the Beam job), :mod:`~beam_seg.data.sample` (synthetic input) and
+:mod:`~beam_seg.data.provenance` (which data an input is: sample data by its marker, else official). No TensorFlow.
 """

@@ -93,7 +93,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="Fixed number of shards per split, overriding --target_shard_mb (default: 0 = from the data).",
     )
-    parser.add_argument(
+    cli.add_shared_argument(  # Shared: beam_seg.predict has an --overwrite too.
+        parser,
         "--overwrite",
         action="store_true",
         help="Replace an existing TFRecord set in --output_dir (otherwise the job refuses to start).",

@@ -180,11 +180,20 @@ class _FinalizeFn(beam.DoFn):
     through the renames; ``stats.json`` is then missing, so the directory does not look complete.
     """
 
-    def __init__(self, *, output_dir: str, temp_dir: str, listed: int | None, config: dict[str, object]) -> None:
+    def __init__(
+        self,
+        *,
+        output_dir: str,
+        temp_dir: str,
+        listed: int | None,
+        config: dict[str, object],
+        dataset: dict[str, object],
+    ) -> None:
         self._output_dir = output_dir
         self._temp_dir = temp_dir
         self._listed = listed
         self._config = config
+        self._dataset = dataset
         self._failures = beam.metrics.Metrics.string_set("beam_seg", JOB_FAILURES)
 
     def process(self, unused_impulse: bytes, report: dict | None, shards: list[dict]) -> Iterator[dict]:
@@ -222,6 +231,7 @@ class _FinalizeFn(beam.DoFn):
             "errors": len(errors),
             "errors_by_reason": dict(sorted(by_reason.items())),
             "ignored_files": dict(sorted(report["ignored"].items())),
+            "dataset": self._dataset,
             "config": self._config,
         }
 
@@ -410,6 +420,7 @@ class BuildTFRecords(beam.PTransform):
                 "val_fraction": settings.val_fraction,
                 "split_seed": settings.split_seed,
             },
+            dataset=source.dataset,
         )
         return (
             pbegin

@@ -12,6 +12,10 @@ learn it. By default a few files carry the faults the real archives have: CMYK a
 JPEGs, an RGBA PNG and a palette PNG named ``.jpg``, a truncated JPEG, AppleDouble ``._*`` files
 and ``.mat`` files. With ``--archives`` it also packs ``images.tar.gz`` and
 ``annotations.tar.gz`` as the official download does. Output is deterministic for a given seed.
+
+``annotations/beam_seg_sample.json`` (:data:`beam_seg.data.provenance.SAMPLE_MARKER`, packed into
+``annotations.tar.gz`` too) says that the data is synthetic and how it was made, so that stage 1's
+``stats.json``, and from it the model's ``model_config.json`` and card, never pass it off as the official data.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from beam_seg import cli
+from beam_seg.data import provenance
 from beam_seg.pets import BREEDS, CAT_BREEDS
 
 __all__ = ["SampleDataset", "make_sample_data", "run"]
@@ -258,6 +263,16 @@ def make_sample_data(
         f.write(listing([r for r in rows if not r[2]]))
     with open(os.path.join(ann, "test.txt"), "w") as f:
         f.write(listing([r for r in rows if r[2]]))
+    marker = provenance.sample_marker(
+        seed=seed,
+        num_images=num_images,
+        min_size=min_size,
+        max_size=max_size,
+        test_fraction=test_fraction,
+        faults=faults,
+    )
+    with open(os.path.join(output_dir, provenance.SAMPLE_MARKER), "wb") as f:
+        f.write(marker)
 
     packed: tuple[str, ...] = ()
     if archives:

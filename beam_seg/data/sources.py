@@ -3,7 +3,9 @@
 :func:`find_input` decides the layout and reads the (small) split lists at pipeline construction;
 :class:`ReadPetsFiles` pairs every listed name with its image and trimap files and classifies every
 file it sees: tarballs are streamed member by member inside the pipeline, without extracting them to
-disk; the extracted layout's folders are listed at construction and its files read in the pipeline.
+disk; the extracted layout's folders are listed at construction and its files read in the pipeline. Which data the
+input is (:mod:`beam_seg.data.provenance`: the sample data's marker, or the official data) is settled with the split
+lists, in the same read.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_seg import fs
-from beam_seg.data import examples, lists
+from beam_seg.data import examples, lists, provenance
 
 __all__ = [
     "ARCHIVES",
@@ -62,11 +65,13 @@ class PetsInput:
         layout: ``"archives"`` (the two official tarballs) or ``"extracted"`` (images/ and annotations/).
         listing: Image name -> (``"trainval"`` or ``"test"``, entry) from the split lists, or ``None``
             when the input has no split lists (then every image is trainval, labelled from its name).
+        dataset: Which data this is, ``stats.json``'s ``dataset`` entry (:func:`provenance.dataset_entry`).
     """
 
     root: str
     layout: str
     listing: dict[str, tuple[str, lists.ListEntry]] | None
+    dataset: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(provenance.OFFICIAL))
 
 
 def classify_path(path: str) -> tuple[str, str]:
@@ -111,14 +116,13 @@ def _check_gzip(archive: str) -> None:
         raise InputError(f"{archive} {what}; download it again")
 
 
-def _split_lists_from_archive(archive: str) -> dict[str, str]:
-    """Streams the annotations tarball once and returns the split lists' texts by split.
+def _members_from_archive(archive: str, wanted: frozenset[str]) -> dict[str, bytes]:
+    """Streams a tarball once and returns the bytes of the ``wanted`` member files it holds, by member path.
 
     Raises:
         InputError: if the archive is truncated or corrupt.
     """
-    wanted = {path: split for split, path in _SPLIT_LISTS.items()}
-    found: dict[str, str] = {}
+    found: dict[str, bytes] = {}
     try:
         with (
             FileSystems.open(archive, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
@@ -127,7 +131,7 @@ def _split_lists_from_archive(archive: str) -> dict[str, str]:
             for member in tar:
                 name = member.name[2:] if member.name.startswith("./") else member.name
                 if member.isfile() and name in wanted:
-                    found[wanted[name]] = _list_text(tar.extractfile(member).read(), f"{archive}:{name}")  # type: ignore[union-attr]
+                    found[name] = tar.extractfile(member).read()  # type: ignore[union-attr]
     except _ARCHIVE_ERRORS as e:
         raise InputError(f"{archive} is truncated or corrupt ({type(e).__name__}: {e}); download it again") from None
     except OSError as e:
@@ -161,6 +165,7 @@ def find_input(root: str, layout: str = "auto", *, allow_missing_split_list: boo
         InputError: if the layout is not found, an archive is empty, truncated or corrupt, or only one split
             list is present (and not allowed), naming the path and what was expected.
         lists.ListFileError: if a split list is malformed or names an image twice.
+        provenance.ProvenanceError: if the sample data's marker is there but unreadable.
     """
     root = normalize_root(root)
     archives = [FileSystems.join(root, name) for name in ARCHIVES]
@@ -172,7 +177,16 @@ def find_input(root: str, layout: str = "auto", *, allow_missing_split_list: boo
             raise InputError(f"--input {root!r} lacks {missing}; expected both {list(ARCHIVES)}")
         for archive in archives:
             _check_gzip(archive)
-        texts = _split_lists_from_archive(archives[1])
+        # The split lists and the sample data's marker, in one pass over annotations.tar.gz.
+        members = _members_from_archive(archives[1], frozenset([*_SPLIT_LISTS.values(), provenance.SAMPLE_MARKER]))
+        texts = {
+            split: _list_text(members[rel], f"{archives[1]}:{rel}")
+            for split, rel in _SPLIT_LISTS.items()
+            if rel in members
+        }
+        dataset = provenance.dataset_entry(
+            members.get(provenance.SAMPLE_MARKER), where=f"{archives[1]}:{provenance.SAMPLE_MARKER}"
+        )
     elif layout == "extracted":
         if not _has_files(FileSystems.join(root, "images", "*")):
             raise InputError(
@@ -184,6 +198,8 @@ def find_input(root: str, layout: str = "auto", *, allow_missing_split_list: boo
             path = FileSystems.join(root, rel)
             if fs.exists(path):
                 texts[split] = _list_text(fs.read_bytes(path), path)
+        marker = FileSystems.join(root, provenance.SAMPLE_MARKER)
+        dataset = provenance.dataset_entry(fs.read_bytes(marker) if fs.exists(marker) else None, where=marker)
     else:
         raise InputError(f"unknown input layout {layout!r}; expected 'auto', 'archives' or 'extracted'")
     if len(texts) == 1 and not allow_missing_split_list:
@@ -200,12 +216,13 @@ def find_input(root: str, layout: str = "auto", *, allow_missing_split_list: boo
             for split, text in sorted(texts.items())
         )
     logger.info(
-        "input %s: %s layout, %s",
+        "input %s: %s layout, %s, %s",
         root,
         layout,
         f"{len(listing)} images in split lists" if listing is not None else "no split lists",
+        dataset["name"],
     )
-    return PetsInput(root=root, layout=layout, listing=listing)
+    return PetsInput(root=root, layout=layout, listing=listing, dataset=dataset)
 
 
 def _keyed(path: str, payload_fn: Callable[[], object]) -> Iterator[tuple[str, tuple[str, object]]]:

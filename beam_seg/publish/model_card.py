@@ -15,9 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from beam_seg.formats import CURVES_NAME, EVAL_SPLITS, PREDICTIONS_NAME
-
-KERAS_NAME = "model.keras"  # The Keras 3 file training writes beside the SavedModel.
+from beam_seg.formats import CURVES_NAME, EVAL_SPLITS, KERAS_NAME, PREDICTIONS_NAME
 
 __all__ = [
     "DATASET_ID",
@@ -377,6 +375,10 @@ def render_model_card(
     training = published_settings(
         {**{f"model.{k}": v for k, v in (config.get("model") or {}).items()}, **dict(config.get("training") or {})}
     )
+    data_block = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    counts = data_block.get("num_examples") if isinstance(data_block.get("num_examples"), Mapping) else {}
+    records = ", ".join(f"{split} {count}" for split, count in counts.items())
+    records_note = f"Records: {records}.\n\n" if records else ""
     versions = config.get("versions") or {}
     pictures = "\n".join(f"![{title}]({name})\n" for name, title in PICTURES if name in files)
     loss = _loss_description(config, metrics)
@@ -404,7 +406,7 @@ training settings.
 
 ## Training
 
-{_key_value_table(training)}
+{records_note}{_key_value_table(training)}
 {pictures}
 ## Files
 

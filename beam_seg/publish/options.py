@@ -104,9 +104,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="How much lower than the baseline's the candidate's mean IoU may be (default: %(default)s).",
     )
-    parser.add_argument(
+    cli.add_shared_argument(
+        parser,
         "--data_dir",
-        default=None,
         help="The candidate's TFRecords (stage 1's output, local or gs://), whose test split the baseline gate "
         "evaluates both models on; needed when there is a baseline.",
     )

@@ -18,7 +18,15 @@ from beam_seg.pets import MASK_CLASSES
 from beam_seg.train.metrics import LOSSES
 from beam_seg.train.models import MODELS, ModelConfigError, check_image_size
 
-__all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION_MODES", "ConfigError", "TrainConfig", "build_parser", "parse_args"]
+__all__ = [
+    "CLASS_WEIGHTINGS",
+    "HYPERPARAMETERS",
+    "MIXED_PRECISION_MODES",
+    "ConfigError",
+    "TrainConfig",
+    "build_parser",
+    "parse_args",
+]
 
 PROG = "python -m beam_seg.train"
 MIXED_PRECISION_MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -29,6 +37,29 @@ CLASS_WEIGHTINGS: dict[str, str] = {
     "mean of 1",
     "none": "every pixel weighs the same",
 }
+
+
+# The fields that define the model and how it was trained (architecture, data handling, optimisation, seed), as
+# published in model_config.json; the others are paths and run control (resume, checks, logging, pictures).
+HYPERPARAMETERS: tuple[str, ...] = (
+    "model",
+    "image_size",
+    "base_filters",
+    "depth",
+    "encoder_weights",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "lr_schedule",
+    "loss",
+    "class_weights",
+    "steps_per_epoch",
+    "shuffle_buffer",
+    "augment",
+    "min_crop",
+    "seed",
+    "deterministic",
+)
 
 
 class ConfigError(cli.UsageError):
@@ -129,8 +160,16 @@ class TrainConfig:
         return weights
 
     def to_dict(self) -> dict[str, object]:
-        """The configuration as a JSON-ready dict (recorded in ``model_config.json``)."""
+        """The whole configuration as a JSON-ready dict (kept with the checkpoints, to check a resumed run)."""
         return dataclasses.asdict(self)
+
+    def hyperparameters(self) -> dict[str, object]:
+        """The settings that define the model and its training (:data:`HYPERPARAMETERS`), without paths or run control.
+
+        What ``model_config.json`` publishes: nothing in it depends on where the run read or wrote, or how it was
+        started.
+        """
+        return {name: getattr(self, name) for name in HYPERPARAMETERS}
 
 
 def _optional_int(text: str) -> int | None:

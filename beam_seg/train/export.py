@@ -13,12 +13,16 @@ signature           input                                  outputs
 ==================  =====================================  ===================================================
 
 ``model_config.json`` beside it says what ``S`` and the classes are (see :func:`model_config`); the one loader
-is :func:`beam_seg.loader.load_model`.
+is :func:`beam_seg.loader.load_model`. :func:`keras_file` is the same float32 model as a ``.keras`` file, for Keras
+users (``keras.saving.load_model`` alone loads it: every layer is a Keras built-in, normalisation included) and for
+the Hub, which counts a ``keras`` model's downloads by its ``*.keras`` file.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +31,7 @@ import numpy as np
 from beam_seg.formats import (
     INPUT_BYTES,
     INPUT_IMAGES,
+    KERAS_NAME,
     OUTPUT_MASK,
     OUTPUT_PROBABILITIES,
     SAVED_MODEL_DIR,
@@ -39,7 +44,7 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-__all__ = ["export_saved_model", "model_config"]
+__all__ = ["export_saved_model", "keras_file", "model_config"]
 
 CONFIG_FORMAT_VERSION = 1
 
@@ -95,17 +100,46 @@ def export_saved_model(model: keras.Model, export_dir: str, *, image_size: int) 
     archive.write_out(export_dir, verbose=False)
 
 
+def keras_file(model: keras.Model) -> bytes:
+    """The bytes of ``model`` saved as a ``.keras`` file: its architecture and weights (it is not compiled).
+
+    Saved to a local temporary file first, so the caller can write it anywhere (``gs://`` too) in one atomic write.
+    """
+    with tempfile.TemporaryDirectory(prefix="beam_seg-keras-") as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
 def model_config(
     *,
     image_size: int,
     normalization: Mapping[str, Any],
     model: Mapping[str, Any],
     training: Mapping[str, Any],
+    data: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    litert: Mapping[str, Any],
     class_names: Sequence[str] = MASK_CLASSES,
     palette: Sequence[Sequence[int]] = PALETTE,
 ) -> dict[str, Any]:
-    """The JSON-ready ``model_config.json`` contents: everything a consumer needs besides the weights."""
+    """The JSON-ready ``model_config.json`` contents: everything a consumer needs besides the weights.
+
+    It is published as it is, so it holds no local path and no run-only flag: ``training`` is the hyper-parameters
+    and what the run did, ``data`` which data the model was trained on (from ``stats.json``) and how many records.
+
+    Args:
+        image_size: The model's input side ``S``.
+        normalization: The per-channel mean and std inside the model, and where they came from.
+        model: Architecture and size.
+        training: Hyper-parameters and facts of the run (epochs completed, class weights used, ...).
+        data: ``stats.json``'s ``dataset`` entry (``name``, ``synthetic``, ...) and the records per split.
+        metrics: Where the metrics are, the headline numbers and what the reported loss is.
+        litert: The LiteRT models' files, signature and client resize (:func:`beam_seg.train.litert.contract`).
+        class_names: The classes, in id order.
+        palette: One RGB colour per class.
+    """
     import keras
     import tensorflow as tf
 
@@ -148,8 +182,17 @@ def model_config(
                 },
             },
         },
+        "keras": {
+            "file": KERAS_NAME,
+            "load": f"keras.saving.load_model({KERAS_NAME!r})",
+            "input": f"float32 [N, {image_size}, {image_size}, 3] RGB pixels in [0, 255], resized as the SavedModel "
+            "resizes (normalisation is the model's first layer)",
+            "output": f"float32 logits [N, {image_size}, {image_size}, {len(class_names)}]",
+        },
+        "litert": dict(litert),
         "model": dict(model),
         "training": dict(training),
+        "data": dict(data),
         "metrics": dict(metrics),
         "versions": {
             "tensorflow": tf.__version__,

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 EXIT_OK, EXIT_DIVERGED = 0, 3
 
 # The top-level modules of setup.py's ``train`` extra that training imports (tfx-bsl is not imported).
-_TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
+_TRAIN_MODULES = ("tensorflow", "keras", "matplotlib", "ai_edge_litert")
 
 
 def _missing_train_module() -> str | None:

@@ -17,13 +17,27 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-__all__ = ["LOSSES", "evaluate", "inverse_sqrt_class_weights", "keras_metrics", "make_loss", "summarize_confusion"]
+__all__ = [
+    "EVAL_LOSS",
+    "LOSSES",
+    "describe_objective",
+    "evaluate",
+    "inverse_sqrt_class_weights",
+    "keras_metrics",
+    "make_loss",
+    "summarize_confusion",
+]
 
 # --loss choices -> description.
 LOSSES: dict[str, str] = {
     "ce_dice": "pixel cross-entropy + soft Dice (Dice lifts thin classes such as the border)",
     "ce": "pixel cross-entropy only",
 }
+# What the "loss" of :func:`evaluate` (metrics.json's per-split "loss") is: metrics.json's "loss_description".
+EVAL_LOSS = (
+    "mean per-pixel cross-entropy of the softmax over every pixel of the split, unweighted and without Dice: not the "
+    "training objective, whose values are history.json's loss (train batches) and val_loss"
+)
 # Smallest class pixel fraction used for class weights, so that a class (nearly) absent from the
 # training data does not get an unbounded weight.
 _MIN_CLASS_FRACTION = 1e-3
@@ -47,6 +61,24 @@ def inverse_sqrt_class_weights(fractions: Sequence[float]) -> tuple[float, ...]:
     f = f / f.sum()
     w = 1.0 / np.sqrt(np.maximum(f, _MIN_CLASS_FRACTION))
     return tuple(float(v) for v in w / float((f * w).sum()))
+
+
+def describe_objective(name: str, class_names: Sequence[str], class_weights: Sequence[float] | None = None) -> str:
+    """The training objective :func:`make_loss` builds, in words (for ``metrics.json`` and ``model_config.json``).
+
+    Args:
+        name: ``ce_dice`` or ``ce``.
+        class_names: The classes, in id order.
+        class_weights: The cross-entropy weights used, or ``None`` (unweighted).
+    """
+    if class_weights is None:
+        ce = "pixel cross-entropy (unweighted)"
+    else:
+        weights = ", ".join(f"{c} {w:.3g}" for c, w in zip(class_names, class_weights, strict=True))
+        ce = f"class-weighted pixel cross-entropy ({weights})"
+    if name == "ce":
+        return ce
+    return f"{ce} + soft Dice loss (1 - mean soft Dice over the classes), per batch"
 
 
 def make_loss(name: str, num_classes: int, *, class_weights: Sequence[float] | None = None):  # noqa: ANN201

@@ -1,10 +1,12 @@
 """One training run: the TFRecords of stage 1 → a trained, evaluated, exported model directory.
 
 Writes a flat ``--output_dir`` that the publish stage uploads as a model repo and the loader reads:
-``saved_model/`` (see :mod:`beam_seg.train.export` for its signatures), ``model_config.json`` (written
-last: a directory without it is incomplete; a run removes the previous run's before it writes anything else),
-``metrics.json``, ``history.json``, ``training_curves.png``, ``predictions.png``, and ``checkpoints/`` (model,
-optimizer, epoch and history after every epoch; ``--resume`` continues from the newest).
+``saved_model/`` (see :mod:`beam_seg.train.export` for its signatures), ``model.keras`` (the same float32 model for
+Keras alone), ``model.tflite`` and ``model_int8.tflite`` (LiteRT, :mod:`beam_seg.train.litert`), ``model_config.json``
+(written last: a directory without it is incomplete; a run removes the previous run's before it writes anything
+else), ``metrics.json`` (the SavedModel's metrics, and the LiteRT models' from the LiteRT interpreter,
+:mod:`beam_seg.train.litert_eval`), ``history.json``, ``training_curves.png``, ``predictions.png``, and
+``checkpoints/`` (model, optimizer, epoch and history after every epoch; ``--resume`` continues from the newest).
 
 It reads only a complete stage-1 output: the shards ``stats.json`` names, each record checked before the first step
 (:func:`beam_seg.train.dataset.validate_records`; ``--no_validate_records`` skips that).
@@ -34,7 +36,7 @@ from beam_seg.formats import (
     CURVES_NAME,
     EVAL_SPLITS,
     HISTORY_NAME,
-    LITERT_FLOAT32_NAME,
+    KERAS_NAME,
     METRICS_NAME,
     PREDICTIONS_NAME,
     SAVED_MODEL_DIR,
@@ -42,7 +44,7 @@ from beam_seg.formats import (
 )
 from beam_seg.pets import MASK_CLASSES, PALETTE
 from beam_seg.train import dataset as input_pipeline
-from beam_seg.train import export, litert, models, reports
+from beam_seg.train import export, litert, litert_eval, models, reports
 from beam_seg.train import metrics as seg_metrics
 from beam_seg.train.callbacks import NanGuard, make_callbacks
 from beam_seg.train.config import ConfigError, TrainConfig
@@ -467,9 +469,14 @@ def _fit(state: _Run) -> None:
 
 
 def _evaluate(state: _Run, serving: keras.Model) -> dict[str, Any]:
-    """Exact metrics of the exported weights on every val and test record (the metrics.json contents)."""
+    """Exact metrics of the exported weights on every val and test record (the metrics.json contents so far)."""
     history = state.history
-    metrics: dict[str, Any] = {"evaluated_weights": f"final (epoch {len(history)})", "final_epoch": len(history)}
+    metrics: dict[str, Any] = {
+        "evaluated_weights": f"final (epoch {len(history)})",
+        "final_epoch": len(history),
+        "loss_description": seg_metrics.EVAL_LOSS,
+        "training_objective": seg_metrics.describe_objective(state.config.loss, MASK_CLASSES, state.class_weights),
+    }
     for split in EVAL_SPLITS:
         if split in state.data.files:
             dataset = input_pipeline.eval_dataset(
@@ -483,13 +490,63 @@ def _evaluate(state: _Run, serving: keras.Model) -> dict[str, Any]:
     return metrics
 
 
-def _write_outputs(state: _Run, serving: keras.Model, metrics: dict[str, Any], seconds: float) -> None:
+def _convert_litert(serving: keras.Model, image_size: int) -> dict[str, tuple[str, str | None, bytes]]:
+    """Every LiteRT model of :data:`litert.MODELS`: name -> (file name, quantization, flatbuffer)."""
+    started = time.monotonic()
+    flatbuffers = litert.convert_all(
+        serving, image_size=image_size, quantizations=[quantization for _, quantization in litert.MODELS.values()]
+    )
+    converted = {
+        name: (file, quantization, flatbuffer)
+        for (name, (file, quantization)), flatbuffer in zip(litert.MODELS.items(), flatbuffers, strict=True)
+    }
+    logger.info(
+        "converted to LiteRT in %.1fs: %s",
+        time.monotonic() - started,
+        ", ".join(f"{file} {len(model)} bytes" for file, _, model in converted.values()),
+    )
+    return converted
+
+
+def _data_entry(data: _Data) -> dict[str, Any]:
+    """``model_config.json``'s ``data``: which data (``stats.json``'s ``dataset``) and how many records per split."""
+    dataset = data.stats.get("dataset")
+    if not isinstance(dataset, dict):
+        logger.warning(
+            "%s has no 'dataset' entry (made before stage 1 recorded it): model_config.json cannot say which data "
+            "this is; regenerate the set with python -m beam_seg.tfrecord_gen --overwrite to record it",
+            STATS_NAME,
+        )
+        dataset = {"name": f"unknown (the {STATS_NAME} of the training data does not say)", "synthetic": None}
+    return {**dataset, "num_examples": dict(data.counts)}
+
+
+def _litert_entry(image_size: int, evaluated: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``model_config.json``'s ``litert``: the contract, and per model its file, bytes and mean IoU (Δ: LiteRT − TF)."""
+    entry = litert.contract(image_size=image_size, num_classes=len(MASK_CLASSES))
+    for name, model in entry["models"].items():
+        splits = [s for s in EVAL_SPLITS if s in evaluated[name]]
+        model["bytes"] = evaluated[name]["bytes"]
+        model["mean_iou"] = {s: evaluated[name][s]["mean_iou"] for s in splits}
+        model["delta_mean_iou"] = evaluated[name]["delta_mean_iou"]
+    return entry
+
+
+def _write_outputs(
+    state: _Run,
+    serving: keras.Model,
+    metrics: dict[str, Any],
+    litert_models: dict[str, tuple[str, str | None, bytes]],
+    seconds: float,
+) -> None:
     """Writes the flat output directory; ``model_config.json`` last, marking it complete."""
     config, out = state.config, state.config.output_dir
     fs.write_json(fs.join(out, HISTORY_NAME), state.history)
     fs.write_json(fs.join(out, METRICS_NAME), metrics)
     export.export_saved_model(serving, fs.join(out, SAVED_MODEL_DIR), image_size=config.image_size)
-    fs.write_bytes(fs.join(out, LITERT_FLOAT32_NAME), litert.convert(serving, image_size=config.image_size))
+    fs.write_bytes(fs.join(out, KERAS_NAME), export.keras_file(serving))
+    for file, _, flatbuffer in litert_models.values():
+        fs.write_bytes(fs.join(out, file), flatbuffer)
     if state.history:
         fs.write_bytes(fs.join(out, CURVES_NAME), reports.plot_training_curves(state.history))
     if config.num_predictions:
@@ -508,23 +565,31 @@ def _write_outputs(state: _Run, serving: keras.Model, metrics: dict[str, Any], s
             "depth": config.depth,
             "encoder_weights": config.encoder_weights,
             "parameters": int(serving.count_params()),
-            "output": "logits; the SavedModel applies softmax",
+            "output": "logits; the SavedModel and the LiteRT models apply softmax",
         },
         training={
-            **config.to_dict(),
+            **config.hyperparameters(),
             "steps_per_epoch": state.steps_per_epoch,
             "class_weights_used": None
             if state.class_weights is None
             else dict(zip(MASK_CLASSES, state.class_weights, strict=True)),
             "epochs_completed": len(state.history),
             "optimizer_iterations": int(state.model.optimizer.iterations.numpy()),
-            "num_examples": state.data.counts,
             "strategy": type(state.strategy).__name__,
             "replicas": state.strategy.num_replicas_in_sync,
             "mixed_precision_used": state.mixed_precision,
             "wall_seconds": round(seconds, 1),
         },
-        metrics={"file": METRICS_NAME, "history": HISTORY_NAME, **headline, "best_epoch": metrics.get("best_epoch")},
+        data=_data_entry(state.data),
+        metrics={
+            "file": METRICS_NAME,
+            "history": HISTORY_NAME,
+            **headline,
+            "best_epoch": metrics.get("best_epoch"),
+            "loss_description": metrics["loss_description"],
+            "training_objective": metrics["training_objective"],
+        },
+        litert=_litert_entry(config.image_size, metrics["litert"]),
     )
     fs.write_json(fs.join(out, CONFIG_NAME), config_json)
 
@@ -554,7 +619,12 @@ def train(config: TrainConfig) -> TrainResult:
         serving = _build_model(config, state.norm, encoder_weights=None)
     serving.set_weights(state.model.get_weights())
     metrics = _evaluate(state, serving)
-    _write_outputs(state, serving, metrics, time.monotonic() - started)
+    litert_models = _convert_litert(serving, config.image_size)
+    eval_files = {split: state.data.files[split] for split in EVAL_SPLITS if split in state.data.files}
+    metrics["litert"] = litert_eval.litert_metrics(
+        litert_models, eval_files, reference=metrics, image_size=config.image_size, class_names=MASK_CLASSES
+    )
+    _write_outputs(state, serving, metrics, litert_models, time.monotonic() - started)
     seconds = time.monotonic() - started
     logger.info("wrote %s in %.0fs", config.output_dir, seconds)
     return TrainResult(output_dir=config.output_dir, history=state.history, metrics=metrics, seconds=seconds)

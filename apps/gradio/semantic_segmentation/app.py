@@ -1,17 +1,26 @@
-"""Gradio Space: Oxford-IIIT Pet segmentation with a U-Net trained by beam_seg.
+"""Gradio Space: Oxford-IIIT Pet segmentation with a U-Net trained by beam_seg, run by LiteRT on the CPU.
 
-Upload a photo: the app shows the predicted mask blended over it, the mask in the model's palette and the
-share of pixels per class. The prediction is the named API endpoint ``/predict`` (``gradio_client``:
-``Client(url).predict(handle_file(path), api_name="/predict")`` -> overlay path, mask path, Label dict).
+Upload a photo: the app shows the classes drawn over it, the mask in the model's palette and the share of
+pixels per class as bars in the class colours. The prediction is the named API endpoint ``/predict``
+(``gradio_client``: ``Client(url).predict(handle_file(path), api_name="/predict")`` -> overlay path, mask path,
+Label dict ``{class: fraction of pixels}``).
 
-The model is the Hub repo rendered into the constants below by ``python -m beam_seg.publish`` (downloaded
-with ``huggingface_hub.snapshot_download`` on the first request; ``HF_TOKEN`` for a private repo,
-``HF_ENDPOINT`` for another Hub), or the training output directory in ``BEAM_SEG_MODEL_DIR``, which wins:
+The model is ``model.tflite`` (LiteRT, run with ``ai-edge-litert``; no TensorFlow) and ``model_config.json`` of
+the Hub repo rendered into the constants below by ``python -m beam_seg.publish``, at the pinned commit. The Space
+fetches both at build time (``preload_from_hub`` in README.md), so ``hf_hub_download`` finds them in its cache;
+``HF_TOKEN`` for a private repo, ``HF_ENDPOINT`` for another Hub. The training output directory in
+``BEAM_SEG_MODEL_DIR`` wins:
 
     BEAM_SEG_MODEL_DIR=outputs/model python app.py
 
-Nothing heavy happens at import: TensorFlow is imported and the model loaded by the first prediction.
-Host and port come from Gradio's ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``.
+Hardware: the same app runs on ``cpu-basic`` and on ZeroGPU. ZeroGPU refuses to start an app that defines no
+``@spaces.GPU`` function, so when the ``spaces`` package is importable (Hugging Face installs it on Spaces; it
+is not in requirements.txt) the app defines one, :func:`zero_gpu_entry`, which nothing calls: predictions stay on the
+CPU with LiteRT (tens of milliseconds at the model's size), so they never wait in ZeroGPU's queue and spend none
+of the account's ZeroGPU quota.
+
+Nothing heavy happens at import: the model is loaded by the first prediction. Host and port come from Gradio's
+``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``.
 """
 
 from __future__ import annotations
@@ -19,13 +28,18 @@ from __future__ import annotations
 import html
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 import segmenter
+
+try:
+    import spaces  # Preinstalled on Hugging Face Spaces (ZeroGPU's decorator); absent elsewhere.
+except ImportError:
+    spaces = None
 
 # Rendered by python -m beam_seg.publish (beam_seg/publish/space.py). Left unrendered, the app needs BEAM_SEG_MODEL_DIR.
 MODEL_REPO_ID = "$MODEL_REPO_ID"
@@ -38,8 +52,15 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
+if spaces is not None:
 
-def model_source(environ: dict[str, str] | None = None) -> segmenter.ModelSource:
+    @spaces.GPU
+    def zero_gpu_entry() -> str:
+        """Declared for ZeroGPU's start-up check only; no event calls it, so no request ever asks for a GPU."""
+        return "beam_seg's pet segmentation runs on the CPU with LiteRT."
+
+
+def model_source(environ: Mapping[str, str] | None = None) -> segmenter.ModelSource:
     """The model this Space serves: ``BEAM_SEG_MODEL_DIR`` if set, else the rendered Hub repo and revision."""
     return segmenter.ModelSource.from_env(
         os.environ if environ is None else environ,
@@ -96,7 +117,7 @@ def make_predict(model: segmenter.LazyModel) -> Callable[[str | None], tuple[np.
             image: Path of the uploaded image (JPEG, PNG, ... any size).
 
         Returns:
-            The overlay, the colour mask, and ``{class: fraction of pixels}`` (shown as percentages).
+            The overlay, the colour mask, and ``{class: fraction of the mask's pixels}``.
         """
         if not image:
             raise gr.Error("Upload a picture of a cat or a dog first (JPEG or PNG).", title="No image")
@@ -117,19 +138,44 @@ def make_predict(model: segmenter.LazyModel) -> Callable[[str | None], tuple[np.
     return predict
 
 
-def legend_html(model: segmenter.LazyModel) -> str:
-    """Colour legend of the loaded model's classes (empty until the model is loaded)."""
-    if not model.loaded:
+def summary_html(model: segmenter.LazyModel, fractions: Mapping[str, float] | None) -> str:
+    """Per-class bars in the class colours, with percentages, doubling as the overlay's legend.
+
+    Args:
+        model: The app's model (loaded by the prediction this summarises).
+        fractions: ``{class: fraction of pixels}`` as ``/predict`` returned it (any order).
+    """
+    if not model.loaded or not fractions:
         return ""
     loaded = model.get()
-    swatches = " ".join(
-        f'<span style="display:inline-block;width:0.9em;height:0.9em;vertical-align:middle;'
-        f'background:rgb({r},{g},{b});border:1px solid #0003;margin:0 0.3em 0 0.8em"></span>{html.escape(name)}'
-        for name, (r, g, b) in zip(loaded.class_names, loaded.palette.tolist(), strict=True)
+    rows = []
+    for name, (r, g, b) in zip(loaded.class_names, loaded.palette.tolist(), strict=True):
+        percent = 100.0 * float(fractions.get(name, 0.0))
+        colour = f"rgb({r},{g},{b})"
+        rows.append(
+            f'<div class="class-row" data-class="{html.escape(name)}" data-percent="{percent:.4f}" '
+            f'data-colour="{colour}" style="display:flex;align-items:center;gap:0.5em;margin:0.25em 0">'
+            f'<span class="swatch" style="width:1em;height:1em;flex:none;background:{colour};'
+            f'border:1px solid #0004"></span>'
+            f'<span class="name" style="width:6em">{html.escape(name)}</span>'
+            f'<span style="flex:1;height:1.1em;background:#8882;border-radius:3px;overflow:hidden">'
+            f'<span class="bar" style="display:block;height:100%;width:{percent:.2f}%;background:{colour}"></span>'
+            f"</span>"
+            f'<span class="value" style="width:4.5em;text-align:right">{percent:.1f}%</span></div>'
+        )
+    alphas = ", ".join(
+        f"{html.escape(name)} {100 * segmenter.CLASS_ALPHA.get(name, segmenter.DEFAULT_ALPHA):.0f}%"
+        for name in loaded.class_names
     )
+    outlined = segmenter.OUTLINE_CLASS
+    outline = f"; the {html.escape(outlined)} is also outlined in its colour" if outlined in loaded.class_names else ""
     size = loaded.image_size
-    note = f"<small>The model sees the photo resized to {size}×{size}.</small>"
-    return f'<div id="legend">Colours: {swatches}<br>{note}</div>'
+    note = (
+        f"<small>Share of the photo's pixels per class. In the overlay each colour covers the photo at "
+        f"{alphas}{outline}. The model sees the photo resized to {size}×{size}; its class probabilities are "
+        "scaled back up smoothly.</small>"
+    )
+    return f'<div id="summary">{"".join(rows)}{note}</div>'
 
 
 def build_demo(model: segmenter.LazyModel | None = None) -> gr.Blocks:
@@ -141,7 +187,7 @@ def build_demo(model: segmenter.LazyModel | None = None) -> gr.Blocks:
             "# Oxford-IIIT Pet segmentation\n"
             "Upload a photo of a cat or a dog: a U-Net trained with beam_seg labels every pixel as pet, "
             "background or border (the colour legend appears with the first result).\n\n"
-            f"Model: {model.source.describe()}."
+            f"Model: {model.source.describe()}, run with LiteRT on the CPU."
         )
         with gr.Row():
             with gr.Column():
@@ -163,11 +209,17 @@ def build_demo(model: segmenter.LazyModel | None = None) -> gr.Blocks:
                     )
             with gr.Column():
                 overlay = gr.Image(label="Overlay", type="numpy", format="png", interactive=False, elem_id="overlay")
+                summary = gr.HTML(elem_id="summary-box")
                 mask = gr.Image(label="Mask", type="numpy", format="png", interactive=False, elem_id="mask")
-                percentages = gr.Label(label="Pixels per class", show_heading=False, elem_id="percentages")
-                legend = gr.HTML(elem_id="legend-box")
+                # The machine-readable percentages of /predict; the page shows them as the coloured bars above.
+                percentages = gr.Label(label="Pixels per class", visible=False, elem_id="percentages")
         event = button.click(predict, inputs=image, outputs=[overlay, mask, percentages], api_name=API_NAME)
-        event.success(lambda: legend_html(model), outputs=legend, api_visibility="private")
+        event.success(
+            lambda fractions: summary_html(model, fractions),
+            inputs=percentages,
+            outputs=summary,
+            api_visibility="private",
+        )
     return demo
 
 
