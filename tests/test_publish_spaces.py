@@ -175,3 +175,11 @@ def test_the_default_template_follows_the_sdk(model_dir, tmp_path, monkeypatch):
         assert doc["space"]["sdk"] == sdk
         assert app_file in {f["path"] for f in doc["space"]["files"]}
         shutil.rmtree(out)
+
+
+def test_the_real_gradio_template_starts_on_zerogpu(free_env, model_dir):  # noqa: F811
+    """The project's own Gradio app declares the ``@spaces.GPU`` function ZeroGPU needs: its Space reaches RUNNING."""
+    app = Path(REPO_ROOT) / "apps" / "gradio" / "semantic_segmentation"
+    assert job.run(_free_argv(model_dir, app)) == 0
+    runtime = free_env.space_runtime(FREE_SPACE)
+    assert (runtime["stage"], runtime["hardware"]["current"]) == ("RUNNING", "zero-a10g")
