@@ -66,11 +66,11 @@ setuptools.setup(
         "tensorflow-metadata",  # The Schema proto of schema.pbtxt (protobuf only, no TensorFlow).
     ),
     extras_require={
-        # Stage 2 (python -m beam_seg.train) and the model loader (beam_seg.loader). tfx-bsl is not imported
-        # today; it stays here, out of the workers' set, until it is used or dropped.
-        "train": _pinned("tensorflow", "keras", "matplotlib", "tfx-bsl", "ai-edge-litert"),
-        # The Gradio Space template (served locally with TensorFlow) and its browser test.
-        "app": _pinned("gradio", "tensorflow", "ai-edge-litert"),
+        # Stage 2 (python -m beam_seg.train) and the model loader (beam_seg.loader): TensorFlow and Keras to train,
+        # export and load the model, matplotlib for the training reports, ai-edge-litert to score the LiteRT models.
+        "train": _pinned("tensorflow", "keras", "matplotlib", "ai-edge-litert"),
+        # The Gradio Space template served locally (its model runs on LiteRT, as on the Space).
+        "app": _pinned("gradio", "ai-edge-litert"),
         "test": _pinned("pytest", "pytest-timeout", "gcp-storage-emulator", "playwright", "ruff"),
     },
 )

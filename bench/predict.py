@@ -21,7 +21,8 @@ each image, segment it, upsample the mask to the image's size (nearest), write `
 and what other choices would bring (ablations, pipeline time as (c)): ``job_threads`` (a worker thread per core,
 sharing one model: ``--direct_running_mode=multi_threading``);
 ``job_onednn`` and ``loop_batch16_onednn`` (``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow's oneDNN kernels, which it leaves
-off on this CPU).
+off on this CPU). ``model_only`` times (b)'s model calls alone (images read beforehand, nothing written): its CPU
+seconds spread over every core give the ceiling, the most any pipeline can reach with these model calls.
 
 The loops' rows exclude their model load and first call (timed apart: ``loop_setup_s``); the job's include its
 own. Every variant's masks are compared with (b)'s, byte for byte. Target: (c) >= 1.5x (b)'s images/s on this 2-core
@@ -65,6 +66,7 @@ VARIANTS: dict[str, tuple[str, Any, dict[str, str]]] = {
     "job_threads": ("job", THREADS, {}),
     "job_onednn": ("job", (), ONEDNN),
     "loop_batch16_onednn": ("loop", BATCH, ONEDNN),
+    "model_only": ("model", BATCH, {}),
 }
 
 
@@ -154,7 +156,14 @@ def _child(kind: str, arg: str, images: str, model_dir: str, out: str) -> dict[s
 
     timed: dict[str, float] = {}
     cpu, started = time.process_time(), time.perf_counter()
-    if kind == "loop":
+    if kind == "model":  # The model calls of (b) alone: the images read beforehand, nothing written.
+        data = [p.read_bytes() for p in sorted(Path(images).glob("*.jpg"))]
+        model = load_model(model_dir)
+        model(data[: int(arg)])
+        cpu, started = time.process_time(), time.perf_counter()
+        for start in range(0, len(data), int(arg)):
+            model(data[start : start + int(arg)])
+    elif kind == "loop":
         paths = sorted(Path(images).glob("*.jpg"))
         model = load_model(model_dir)
         model([p.read_bytes() for p in paths[: int(arg)]])  # The first call builds the graph's kernels.
@@ -276,7 +285,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                 runs[name].append({**timed, "load_before": load, "host_steal_s": _host_steal_s() - steal})
             reference = work / "out" / f"loop_batch16-{round_}"
             for name in VARIANTS:
-                same[name].append(_same_masks(work / "out" / f"{name}-{round_}", reference))
+                if VARIANTS[name][0] != "model":
+                    same[name].append(_same_masks(work / "out" / f"{name}-{round_}", reference))
         png = _png_levels(work / "out" / "job_pipeline-0" / "masks")
 
     rows = {}
@@ -286,7 +296,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "wall_s": round(wall, 2),
             "cpu_s": round(statistics.median(r["cpu_s"] for r in results), 2),
             "images_per_s": round(images_n / wall, 1),
-            "same_masks_as_loop_batch16": min(same[name]),
+            "same_masks_as_loop_batch16": min(same[name]) if same[name] else None,
             "runs": [{k: round(v, 2) for k, v in r.items()} for r in results],
         }
         if "setup_s" in results[0]:
@@ -296,6 +306,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     for row in rows.values():
         row["vs_loop_batch16"] = round(row["images_per_s"] / reference, 2)
         row["vs_loop_batch16_with_setup"] = round(row["images_per_s"] / with_setup, 2)
+    # The most any pipeline can give with (b)'s model calls: every core busy with nothing but them.
+    cpus = os.cpu_count() or 1
+    ceiling = images_n / (rows["model_only"]["cpu_s"] / cpus)
     result = {
         "benchmark": "predict",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -307,6 +320,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         "target": f"job_pipeline >= {TARGET}x loop_batch16",
         "target_met": rows["job_pipeline"]["vs_loop_batch16"] >= TARGET,
         "variants": rows,
+        "ceiling": {"images_per_s": round(ceiling, 1), "vs_loop_batch16": round(ceiling / reference, 2)},
         "mask_png": png,
     }
     out_json = Path(args.output_json)
@@ -320,8 +334,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(
             f"{name:21}{row['wall_s']:>8.2f}{row['cpu_s']:>8.2f}{row['images_per_s']:>10.1f}"
             f"{row['vs_loop_batch16']:>7.2f}x{row['vs_loop_batch16_with_setup']:>13.2f}x"
-            f"{row['same_masks_as_loop_batch16']:>12}{setup}"
+            f"{row['same_masks_as_loop_batch16'] if row['same_masks_as_loop_batch16'] is not None else '-':>12}{setup}"
         )
+    print(
+        f"ceiling: {cpus} cores doing nothing but model_only's calls: {ceiling:.1f} images/s, "
+        f"{result['ceiling']['vs_loop_batch16']:.2f}x (b)"
+    )
     print(f"mask PNG: {png}")
     print(f"target {result['target']}: {'met' if result['target_met'] else 'missed'}; results written to {out_json}")
     return 0

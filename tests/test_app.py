@@ -269,6 +269,23 @@ def test_model_sees_stored_pixels_and_the_pictures_are_turned_by_exif() -> None:
         assert shown.shape[:2] == (photo.height, photo.width), orientation
 
 
+def test_the_app_draws_and_turns_pictures_as_beam_seg_does() -> None:
+    """The Space is standalone (no beam_seg import): its copy of the drawing code must stay beam_seg.drawing's."""
+    from beam_seg import drawing
+    from beam_seg.pets import MASK_CLASSES, PALETTE
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    mask = rng.integers(0, 3, size=(37, 53)).astype(np.uint8)
+    mask[5:30, 10:40] = 0  # A pet region, outlined.
+    palette = np.array(PALETTE, np.uint8)
+    assert np.array_equal(
+        segmenter.overlay(pixels, mask, palette, MASK_CLASSES), drawing.overlay(pixels, mask, palette, MASK_CLASSES)
+    )
+    for orientation in range(1, 9):
+        assert np.array_equal(segmenter._upright(pixels, orientation), drawing.upright(pixels, orientation))
+
+
 def test_read_image_decodes_every_format_to_rgb() -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     for data in (_encode(pixels, "PNG"), _encode(pixels, "WEBP", lossless=True), _encode(pixels, "BMP")):

@@ -24,7 +24,7 @@ from conftest import IN_MEMORY, REPO_ROOT, declaring_size
 from PIL import Image
 from tiny_run import SIZE, tiny_run
 
-from beam_seg import cli
+from beam_seg import cli, drawing
 from beam_seg.formats import DEAD_LETTERS_NAME, PREDICTIONS_JSONL_NAME
 from beam_seg.inference import Segmentation, segment_batch
 from beam_seg.loader import ImageDecodeError, ModelLoadError
@@ -109,10 +109,10 @@ def test_names_and_their_owners_are_deterministic():
     assert inputs.first_of_name("cat", same_shard) == inputs.first_of_name("cat", same_shard[::-1])
 
 
-def test_prepare_image_passes_plain_images_and_turns_rotated_ones_upright():
+def test_prepare_image_passes_plain_images_and_keeps_the_orientation_for_the_mask():
     jpeg = _jpeg(_pixels())
     info, data = images.prepare_image(NamedImage("a", "a.jpg", jpeg))
-    assert data is jpeg and (info.width, info.height, info.reencoded) == (50, 30, False)
+    assert data is jpeg and (info.width, info.height, info.reencoded, info.orientation) == (50, 30, False, 1)
     png = _png(_pixels())
     assert images.prepare_image(NamedImage("a", "a.png", png))[1] is png
 
@@ -120,10 +120,8 @@ def test_prepare_image_passes_plain_images_and_turns_rotated_ones_upright():
     exif[0x0112] = 6  # Rotate 90° clockwise to display.
     rotated = _jpeg(_pixels(), exif=exif.tobytes())
     info, data = images.prepare_image(NamedImage("r", "r.jpg", rotated))
-    assert (info.width, info.height, info.reencoded) == (30, 50, True)  # As displayed.
-    with Image.open(io.BytesIO(rotated)) as original:
-        upright = np.asarray(original.transpose(Image.Transpose.ROTATE_270).convert("RGB"))
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), upright)
+    assert data is rotated  # The model reads the stored pixels, as training did.
+    assert (info.width, info.height, info.orientation, info.stored_size) == (30, 50, 6, (50, 30))  # As displayed.
 
     cmyk = io.BytesIO()
     Image.fromarray(_pixels()).convert("CMYK").save(cmyk, format="JPEG")
@@ -227,7 +225,8 @@ def test_every_image_gets_serving_defaults_mask_or_a_dead_letter(predicted, host
         info, model_bytes = images.prepare_image(NamedImage(line["name"], line["source"], data))
         if not info.reencoded:
             assert model_bytes is data  # The file's own bytes went to the model.
-        expected = outputs.upsample_mask(model(model_bytes).mask[0], info.width, info.height)
+        stored = outputs.upsample_mask(model(model_bytes).mask[0], *info.stored_size)
+        expected = drawing.upright(stored, info.orientation)  # Turned as the image is shown.
         written = np.asarray(Image.open(predicted / line["mask"]))
         assert written.dtype == np.uint8 and written.shape == (line["height"], line["width"])
         assert np.array_equal(written, expected), line["name"]
@@ -251,7 +250,7 @@ def test_bad_files_and_a_taken_name_are_dead_letters(predicted, hostile, run):
     assert str(hostile / "Abyssinian_1.jpg") in dead[str(hostile / "Abyssinian_1.png")]["detail"]
     lines = {x["name"]: x for x in _lines(predicted / PREDICTIONS_JSONL_NAME)}
     assert lines["Abyssinian_1"]["source"] == str(hostile / "Abyssinian_1.jpg")
-    assert (lines["rotated"]["width"], lines["rotated"]["height"]) == (40, 70)  # Upright, as displayed.
+    assert (lines["rotated"]["width"], lines["rotated"]["height"]) == (40, 70)  # Stored 70x40, shown turned.
     assert list(lines) == sorted(lines)  # predictions.jsonl is sorted by name.
 
 

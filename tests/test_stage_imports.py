@@ -12,14 +12,9 @@ pull in no training package, and still cover every module that stages 1 and 3 an
 
 from __future__ import annotations
 
-import ast
-import functools
 import glob
-import importlib.metadata
-import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,15 +142,13 @@ def worker_requirements(staged_package: str) -> list:
 
 
 def test_workers_install_no_training_package(worker_requirements):
-    """What ``pip install workflow.tar.gz`` on a worker resolves, and all it pulls in: no TensorFlow, Keras, tfx-bsl or
+    """What ``pip install workflow.tar.gz`` on a worker resolves, and all it pulls in: no TensorFlow, Keras or
     matplotlib; every requirement pinned to constraints.txt."""
     names = worker_deps.names(worker_requirements)
     assert {"apache-beam", "huggingface-hub", "pillow", "numpy", "protobuf", "google-crc32c"} <= names
     assert not names & worker_deps.TRAINING
     assert not worker_deps.closure(worker_requirements) & worker_deps.TRAINING
-    with open(os.path.join(REPO_ROOT, "constraints.txt")) as f:
-        pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", f.read(), flags=re.M))
-    pins = {worker_deps.canonicalize_name(name): version for name, version in pins.items()}
+    pins = worker_deps.locked_pins(os.path.join(REPO_ROOT, "constraints.txt"))
     assert {r.name: str(r.specifier) for r in worker_requirements} == {
         r.name: f"=={pins[worker_deps.canonicalize_name(r.name)]}" for r in worker_requirements
     }
@@ -170,58 +163,15 @@ WORKER_MODULES = sorted(
 )
 
 
-def _third_party_imports(path: str) -> set[str]:
-    """Absolute imports of ``path`` outside the standard library and beam_seg (``typing.TYPE_CHECKING`` blocks aside),
-    as ``module`` or ``module.name`` for ``from module import name``."""
-    found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            nodes = node.orelse  # Only for type checkers, never run.
-        else:
-            if isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.update(f"{node.module}.{alias.name}" for alias in node.names)
-            nodes = list(ast.iter_child_nodes(node))
-        for child in nodes:
-            visit(child)
-
-    with open(path, encoding="utf-8") as f:
-        visit(ast.parse(f.read()))
-    top = {"__future__", "beam_seg", *sys.stdlib_module_names}
-    return {name for name in found if name.split(".")[0] not in top}
-
-
-@functools.cache
-def _owners() -> dict[str, str]:
-    """Installed file → the canonical name of the distribution that installed it."""
-    owners = {}
-    for dist in importlib.metadata.distributions():
-        name = worker_deps.canonicalize_name(dist.metadata["Name"])
-        owners.update((os.path.abspath(dist.locate_file(file)), name) for file in dist.files or [])
-    return owners
-
-
-def _distribution_of(module: str) -> str | None:
-    """The distribution of the first package along ``module`` that is not a namespace (``google.cloud.x``: x's)."""
-    parts = module.split(".")
-    for i in range(1, len(parts) + 1):
-        spec = importlib.util.find_spec(".".join(parts[:i]))
-        if spec is not None and spec.origin:
-            return _owners().get(os.path.abspath(spec.origin))
-    return None
-
-
 def test_workers_install_every_package_stages_1_and_3_import(worker_requirements):
-    """Without TensorFlow's dependencies on the workers, whatever they brought along must now be required directly
-    (e.g. tensorflow-metadata, which schema.pbtxt needs and tfx-bsl used to pull in)."""
+    """With no training package on the workers, nothing those bring along is there: every package stages 1 and 3
+    import must be required directly (e.g. tensorflow-metadata, which schema.pbtxt needs)."""
     installed = worker_deps.closure(worker_requirements)
     assert len(WORKER_MODULES) > 30
     missing = {}
     for path in WORKER_MODULES:
-        for module in _third_party_imports(path):
-            distribution = _distribution_of(module)
+        for module in worker_deps.third_party_imports(path):
+            distribution = worker_deps.distribution_of(module)
             if distribution not in installed:
                 missing[f"{os.path.relpath(path, REPO_ROOT)}: {module}"] = distribution
     assert not missing, missing

@@ -328,6 +328,52 @@ def test_resize_is_pils_bilinear_byte_for_byte(open_page: object, hub_server: ob
         np.testing.assert_array_equal(page_out, expected, err_msg=f"{width}x{height} -> {size}")
 
 
+def test_overlay_is_beam_seg_drawings_pixel_for_pixel(open_page: object, hub_server: object) -> None:
+    """segmentation.js draws the overlay as beam_seg.drawing does: same opacities, rounding and pet outline."""
+    from beam_seg import drawing
+    from beam_seg.pets import MASK_CLASSES, PALETTE
+
+    page = open_page(hub_server.url, "0" * 40)  # The model is not needed here.
+    rng = np.random.default_rng(3)
+    height, width = 37, 53
+    rgba = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)  # The photo's alpha is not used.
+    mask = rng.integers(0, len(MASK_CLASSES), (height, width), dtype=np.uint8)
+    mask[8:30, 10:40] = 0  # A pet inside the picture: outlined all round.
+    mask[:12, 45:] = 0  # And one cut by the frame: not outlined along it.
+    expected = drawing.overlay(rgba[..., :3], mask, PALETTE, MASK_CLASSES)
+    # Exact .5 ties (pet and background) that Math.round would send up where numpy's rint goes to even.
+    alphas = np.array([drawing.CLASS_ALPHA.get(name, drawing.DEFAULT_ALPHA) for name in MASK_CLASSES])
+    blend = (1 - alphas[mask][..., None]) * rgba[..., :3] + alphas[mask][..., None] * np.array(PALETTE)[mask]
+    assert (np.floor(blend + 0.5) != np.rint(blend)).sum() > 100
+
+    got = page.evaluate(
+        """async ([b64, mask, width, height, colours, classes]) => {
+            const seg = await import("./segmentation.js");
+            const bytes = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+            const photo = new Uint8ClampedArray(bytes(b64));
+            const out = seg.paintOverlay(photo, bytes(mask), width, height, colours, classes);
+            return {
+                overlay: btoa(String.fromCharCode(...out)),
+                alphas: seg.overlayAlphas(classes),
+                outline: [seg.OUTLINE_CLASS, seg.OUTLINE_WIDTH],
+            };
+        }""",
+        [
+            base64.b64encode(rgba.tobytes()).decode(),
+            base64.b64encode(mask.tobytes()).decode(),
+            width,
+            height,
+            [list(colour) for colour in PALETTE],
+            list(MASK_CLASSES),
+        ],
+    )
+    assert got["alphas"] == alphas.tolist()
+    assert got["outline"] == [drawing.OUTLINE_CLASS, drawing.OUTLINE_WIDTH]
+    page_out = np.frombuffer(base64.b64decode(got["overlay"]), np.uint8).reshape(height, width, 4)
+    assert (page_out[..., 3] == 255).all()
+    np.testing.assert_array_equal(page_out[..., :3], expected)
+
+
 def test_example_and_upload_segment_like_python(
     open_page: object, hub_server: object, published: str, tiny_model: Path, tmp_path: Path
 ) -> None:

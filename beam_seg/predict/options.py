@@ -126,10 +126,10 @@ Outputs in --output_dir:
                           by name; written last
   {DEAD_LETTERS_NAME}      one line per input that got no mask: name, source, reason, detail
 
-<name> is the image file's name without its extension, or a record's file_name. Images are segmented as they
-are displayed: a JPEG's EXIF orientation is applied first (as the demo app does), so the mask lines up with the
-picture every viewer shows. Two inputs of the same name: the first by source path gets it, the others are
-duplicate_name dead letters.
+<name> is the image file's name without its extension, or a record's file_name. The model reads an image's
+pixels in their stored order, as training did (an EXIF Orientation tag is ignored); the mask and overlay files
+are then turned by the tag, so they line up with the picture every viewer shows (as the demo app does). Two
+inputs of the same name: the first by source path gets it, the others are duplicate_name dead letters.
 
 Exit codes: 0 ok (also a Dataflow --dry_run), 1 the job failed or no input could be segmented, 2 bad flags or input.
 """,

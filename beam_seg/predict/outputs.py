@@ -1,8 +1,9 @@
-"""What the job writes, as pure functions: masks at the image's size, class fractions, overlays, report lines.
+"""What the job writes, as pure functions: masks at the image's size, class fractions, PNGs, report lines.
 
 The model's mask is ``S x S`` (the image was resized to the model's square without keeping its aspect); the mask
-file has the image's size, upsampled with nearest neighbour (class ids are never interpolated), as the demo app
-draws it, so it lays over the image pixel for pixel. The class fractions are those of the written mask.
+file has the image's size, upsampled with nearest neighbour (class ids are never interpolated), so it lays over the
+image pixel for pixel. The class fractions are those of the written mask. Overlays are drawn by
+:func:`beam_seg.drawing.overlay`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    "OVERLAY_ALPHA",
     "PNG_COMPRESS_LEVEL",
     "class_fractions",
     "encode_png",
     "jsonl",
-    "overlay",
     "prediction_line",
     "upsample_mask",
 ]
 
-OVERLAY_ALPHA = 0.5  # The demo app's.
 # zlib level of the PNGs: 1 encodes masks in half the time and overlays in a quarter of level 6's (PIL's default),
 # for masks of ~5 KB instead of ~3.5 KB and overlays of the same size (bench/README.md, "Predict").
 PNG_COMPRESS_LEVEL = 1
@@ -45,14 +43,6 @@ def class_fractions(mask: np.ndarray, class_names: Sequence[str]) -> dict[str, f
     counts = np.bincount(np.asarray(mask, dtype=np.intp).ravel(), minlength=len(class_names))[: len(class_names)]
     total = max(int(counts.sum()), 1)
     return {name: round(int(count) / total, 6) for name, count in zip(class_names, counts, strict=True)}
-
-
-def overlay(pixels: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """The image with its mask blended in: ``(1 - alpha) * pixels + alpha * palette[mask]``, uint8 ``[H, W, 3]``."""
-    palette = np.asarray(palette, dtype=np.uint8)
-    colours = palette[np.minimum(np.asarray(mask, dtype=np.intp), len(palette) - 1)]
-    blended = (1.0 - alpha) * np.asarray(pixels, np.float32) + alpha * colours.astype(np.float32)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:

@@ -2,8 +2,9 @@
 
 ``PredictImages`` reads like the job: ``ReadImages`` (files matched and named, one ``GroupByKey`` by name so each name
 has one owner, the owners read; or records read and decoded, then grouped by name) → ``PrepareImages`` (header
-checks; EXIF-rotated and exotic images re-encoded upright) → ``Segment`` (``RunInference``: the model loaded once per
-worker process, images in batches) → ``WriteMasks`` (mask PNG at the image's size, overlay) → ``WriteReports``
+checks; exotic formats re-encoded as PNG) → ``Segment`` (``RunInference``: the model loaded once per worker
+process, images in batches) → ``WriteMasks`` (mask PNG at the image's size, turned by its EXIF Orientation as the
+image is shown; overlay) → ``WriteReports``
 (``dead_letters.jsonl``, then ``predictions.jsonl`` last, both sorted). Every input ends up in exactly one of the
 two reports.
 """
@@ -28,7 +29,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, R
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
-from beam_seg import fs
+from beam_seg import drawing, fs
 from beam_seg.formats import DEAD_LETTERS_NAME, MASKS_DIR, OVERLAYS_DIR, PREDICTIONS_JSONL_NAME
 from beam_seg.inference import Segmentation, SegmentationModelHandler
 from beam_seg.pets import MASK_CLASSES, PALETTE
@@ -276,7 +277,6 @@ class _WriteMasksFn(beam.DoFn):
         self._overlay = overlay
         self._progress_key = progress
         self._progress: _Progress | None = None
-        self._palette = np.array(PALETTE, np.uint8)
         self._written = beam.metrics.Metrics.counter("beam_seg", "masks_written")
 
     def setup(self) -> None:
@@ -290,14 +290,16 @@ class _WriteMasksFn(beam.DoFn):
             letter = DeadLetter(info.name, info.source, segmentation.reason or "", segmentation.error or "")
             yield beam.pvalue.TaggedOutput(_DEAD, letter)
             return
-        mask = outputs_lib.upsample_mask(segmentation.mask, info.width, info.height)
+        # The model read the stored pixels: the mask is upsampled to their size, then turned as the image is shown.
+        mask = outputs_lib.upsample_mask(segmentation.mask, *info.stored_size)
         files = {"mask": f"{MASKS_DIR}/{info.name}.png"}
-        self._write(files["mask"], outputs_lib.encode_png(mask))
+        self._write(files["mask"], outputs_lib.encode_png(drawing.upright(mask, info.orientation)))
         if self._overlay:
             files["overlay"] = f"{OVERLAYS_DIR}/{info.name}.png"
             with Image.open(io.BytesIO(result.example)) as pil:
                 pixels = np.asarray(pil.convert("RGB"))
-            self._write(files["overlay"], outputs_lib.encode_png(outputs_lib.overlay(pixels, mask, self._palette)))
+            drawn = drawing.overlay(pixels, mask, PALETTE, MASK_CLASSES)
+            self._write(files["overlay"], outputs_lib.encode_png(drawing.upright(drawn, info.orientation)))
         self._written.inc()
         if self._progress is not None:
             self._progress.add()

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_DIVERGED = 0, 3
 
-# The top-level modules of setup.py's ``train`` extra that training imports (tfx-bsl is not imported).
+# The top-level modules of setup.py's ``train`` extra that training imports.
 _TRAIN_MODULES = ("tensorflow", "keras", "matplotlib", "ai_edge_litert")
 
 

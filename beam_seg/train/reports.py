@@ -1,7 +1,7 @@
 """Training reports as PNG bytes: loss/metric curves and a grid of predictions (matplotlib Agg).
 
-Pure numpy + matplotlib (imported on first use, with the non-interactive Agg backend), no
-TensorFlow, so the app can reuse :func:`colorize` and :func:`overlay`.
+Pure numpy + matplotlib (imported on first use, with the non-interactive Agg backend), no TensorFlow; masks are
+drawn as every picture of a mask here is (:func:`beam_seg.drawing.overlay`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["colorize", "overlay", "plot_predictions", "plot_training_curves"]
+from beam_seg.drawing import overlay
+
+__all__ = ["plot_predictions", "plot_training_curves"]
 
 # (history key, title) pairs of the curve panels; each also draws its val_ counterpart when logged.
 _CURVES: tuple[tuple[str, str], ...] = (
@@ -19,23 +21,6 @@ _CURVES: tuple[tuple[str, str], ...] = (
     ("mean_iou", "mean IoU"),
     ("pixel_accuracy", "pixel accuracy"),
 )
-
-
-def colorize(mask: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
-    """Class-id mask ``[H, W]`` → uint8 RGB ``[H, W, 3]`` with one palette colour per class."""
-    palette = np.asarray(palette, np.uint8)
-    return palette[np.clip(np.asarray(mask, np.int64), 0, len(palette) - 1)]
-
-
-def overlay(
-    image: np.ndarray, mask: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]], alpha: float = 0.45
-) -> np.ndarray:
-    """Blends the colourised ``mask`` over an RGB ``image`` of the same height and width."""
-    image = np.asarray(image, np.float32)
-    if image.shape[:2] != np.shape(mask)[:2]:
-        raise ValueError(f"image {image.shape[:2]} and mask {np.shape(mask)[:2]} sizes differ")
-    blended = (1.0 - alpha) * image + alpha * colorize(mask, palette).astype(np.float32)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 def _pyplot():  # noqa: ANN202 - returns the matplotlib.pyplot module.
@@ -94,8 +79,8 @@ def plot_predictions(
     for row, (image, truth, predicted) in enumerate(zip(images, true_masks, predicted_masks, strict=True)):
         panels = (
             (image, "image" if titles is None else titles[row]),
-            (overlay(image, truth, palette), "true mask"),
-            (overlay(image, predicted, palette), "predicted mask"),
+            (overlay(image, truth, palette, class_names), "true mask"),
+            (overlay(image, predicted, palette, class_names), "predicted mask"),
         )
         for ax, (pixels, title) in zip(axes[row], panels, strict=True):
             ax.imshow(pixels)

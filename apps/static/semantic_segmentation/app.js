@@ -11,7 +11,6 @@ import { fetchModelFile, loadRuntime, ModelConfig, Segmenter } from "./runtime.j
 import {
   classPercentages,
   displaySize,
-  overlayAlphas,
   paintMask,
   paintOverlay,
   upsampleClasses,
@@ -216,7 +215,8 @@ async function showSegmentation(photo, name, segmenter, current) {
   const display = drawPhoto($("photo"), photo.bitmap, shown.width, shown.height);
   $("photo").hidden = false;
   const classMap = upsampleClasses(probabilities, size, classes.length, shown.width, shown.height);
-  putPixels($("overlay"), paintOverlay(display, classMap, colours, overlayAlphas(classes)), shown.width, shown.height);
+  const overlay = paintOverlay(display, classMap, shown.width, shown.height, colours, classes);
+  putPixels($("overlay"), overlay, shown.width, shown.height);
   putPixels($("mask"), paintMask(classMap, colours), shown.width, shown.height);
   const percentages = classPercentages(mask, classes);
   showPercentages(percentages, colours);

@@ -5,11 +5,15 @@
 export const MAX_DISPLAY_SIDE = 1024;
 
 /**
- * Opacity of each class's colour over the photo. The border is a thin band around the pet: nearly opaque, it
- * reads as an outline in the legend's colour; the background is only tinted, so the photo stays visible.
+ * Opacity of each class's colour over the photo (others: DEFAULT_ALPHA): the same look as the Gradio app and
+ * beam_seg.drawing. The thin border band is nearly opaque so it stands out in the legend's colour; the background
+ * is only tinted, so the photo stays readable.
  */
-export const OVERLAY_ALPHA = { border: 0.9, background: 0.3 };
-export const DEFAULT_OVERLAY_ALPHA = 0.55;
+export const CLASS_ALPHA = { background: 0.25, border: 0.85 };
+export const DEFAULT_ALPHA = 0.5;
+/** The class outlined, opaque, in its own colour on its region's inner edge, and the outline's width in pixels. */
+export const OUTLINE_CLASS = "pet";
+export const OUTLINE_WIDTH = 2;
 
 /** The display size of a width x height photo: scaled down so that its longest side is at most `maxSide`. */
 export function displaySize(width, height, maxSide = MAX_DISPLAY_SIDE) {
@@ -90,29 +94,104 @@ export function paintMask(classMap, colours) {
 }
 
 /**
- * The class colours blended over the photo, each class with its own opacity (`alphas`, by class id).
+ * x rounded to the nearest integer, ties to the even one: numpy's rint (Math.round sends ties up), so that the
+ * page's overlay is the Python one to the last level.
+ */
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * The blended value of every channel value, per class and channel: `round((1 - alpha) * value + alpha * colour)`
+ * in float64 and in the order beam_seg.drawing computes it, so both round the same sums.
  *
- * @param {Uint8ClampedArray} photo RGBA photo pixels at display size.
- * @param {Uint8Array} classMap Class ids at display size.
  * @param {number[][]} colours [r, g, b] by class id.
  * @param {number[]} alphas Opacity by class id.
- * @returns {Uint8ClampedArray} RGBA pixels (Uint8ClampedArray rounds the blend to the nearest value).
+ * @returns {Uint8Array} (class * 3 + channel) * 256 + value -> blended value.
  */
-export function paintOverlay(photo, classMap, colours, alphas) {
-  const out = new Uint8ClampedArray(photo.length);
-  for (let i = 0; i < classMap.length; i++) {
-    const id = Math.min(classMap[i], colours.length - 1);
-    const [r, g, b] = colours[id];
-    const a = alphas[id];
-    out[4 * i] = (1 - a) * photo[4 * i] + a * r;
-    out[4 * i + 1] = (1 - a) * photo[4 * i + 1] + a * g;
-    out[4 * i + 2] = (1 - a) * photo[4 * i + 2] + a * b;
+function blendTables(colours, alphas) {
+  const tables = new Uint8Array(colours.length * 3 * 256);
+  for (let id = 0; id < colours.length; id++) {
+    const a = alphas[id] ?? DEFAULT_ALPHA;
+    for (let channel = 0; channel < 3; channel++) {
+      const tinted = a * colours[id][channel];
+      const table = (id * 3 + channel) * 256;
+      for (let value = 0; value < 256; value++) tables[table + value] = roundHalfEven((1 - a) * value + tinted);
+    }
+  }
+  return tables;
+}
+
+/**
+ * The pixels of a region within `steps` pixels (4-neighbour steps) of its outside: the region eroded `steps`
+ * times, taken away from it. The picture's frame is not outside (a neighbour beyond it is the pixel itself), so
+ * a pet cut by the frame is not outlined along it.
+ *
+ * @param {Uint8Array} region 1 inside the region, 0 outside, width*height.
+ * @returns {Uint8Array} 1 on the inner edge, width*height.
+ */
+export function innerEdge(region, width, height, steps) {
+  let inner = region;
+  for (let step = 0; step < steps; step++) {
+    const eroded = new Uint8Array(inner.length);
+    for (let y = 0; y < height; y++) {
+      const row = y * width;
+      const up = Math.max(y - 1, 0) * width;
+      const down = Math.min(y + 1, height - 1) * width;
+      for (let x = 0; x < width; x++) {
+        const left = Math.max(x - 1, 0);
+        const right = Math.min(x + 1, width - 1);
+        eroded[row + x] = inner[row + x] & inner[up + x] & inner[down + x] & inner[row + left] & inner[row + right];
+      }
+    }
+    inner = eroded;
+  }
+  return region.map((inside, i) => inside & (inner[i] ^ 1));
+}
+
+/**
+ * The classes drawn over the photo so their colours stay the legend's, the same look as the Gradio app and
+ * beam_seg.drawing's `overlay`, pixel for pixel: each class's colour blended in with its opacity from
+ * `overlayAlphas`, `round((1 - alpha) * pixel + alpha * colour)` (ties to even, as numpy), looked up in a table
+ * of every pixel value per class and channel; the OUTLINE_CLASS region also gets an opaque outline OUTLINE_WIDTH
+ * pixels wide in its colour.
+ *
+ * @param {Uint8ClampedArray} photo RGBA photo pixels at display size (its alpha is not used).
+ * @param {Uint8Array} classMap Class ids at display size (ids beyond the palette take its last colour).
+ * @param {number} width Display width (classMap is width*height).
+ * @param {number} height Display height.
+ * @param {number[][]} colours [r, g, b] by class id.
+ * @param {string[]} classes Class names, by id.
+ * @returns {Uint8ClampedArray} Opaque RGBA pixels.
+ */
+export function paintOverlay(photo, classMap, width, height, colours, classes) {
+  const tables = blendTables(colours, overlayAlphas(classes));
+  const out = new Uint8ClampedArray(classMap.length * 4);
+  const ids = classMap.map((id) => Math.min(id, colours.length - 1));
+  for (let i = 0; i < ids.length; i++) {
+    const table = ids[i] * 3 * 256;
+    out[4 * i] = tables[table + photo[4 * i]];
+    out[4 * i + 1] = tables[table + 256 + photo[4 * i + 1]];
+    out[4 * i + 2] = tables[table + 512 + photo[4 * i + 2]];
     out[4 * i + 3] = 255;
+  }
+  const outlined = classes.indexOf(OUTLINE_CLASS);
+  if (outlined >= 0 && outlined < colours.length) {
+    const region = ids.map((id) => (id === outlined ? 1 : 0));
+    const edge = innerEdge(region, width, height, OUTLINE_WIDTH);
+    const [r, g, b] = colours[outlined];
+    for (let i = 0; i < edge.length; i++) {
+      if (!edge[i]) continue;
+      out[4 * i] = r;
+      out[4 * i + 1] = g;
+      out[4 * i + 2] = b;
+    }
   }
   return out;
 }
 
-/** The overlay opacity of each class, by class id. */
+/** The overlay opacity of each class, by class id (CLASS_ALPHA, DEFAULT_ALPHA for the others). */
 export function overlayAlphas(classes) {
-  return classes.map((name) => (Object.hasOwn(OVERLAY_ALPHA, name) ? OVERLAY_ALPHA[name] : DEFAULT_OVERLAY_ALPHA));
+  return classes.map((name) => (Object.hasOwn(CLASS_ALPHA, name) ? CLASS_ALPHA[name] : DEFAULT_ALPHA));
 }
