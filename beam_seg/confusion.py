@@ -1,9 +1,9 @@
 """Confusion matrices of class-id masks and what they say: IoU per class, mean IoU, pixel accuracy.
 
-The definitions are training's (``beam_seg.train.metrics``, which writes ``metrics.json``): IoU of class ``c`` is
-``TP / (TP + FP + FN)`` over all pixels of a split; mean IoU averages the classes that occur in the labels or the
-predictions (as ``keras.metrics.MeanIoU`` does); pixel accuracy is the share of pixels predicted right. Pure NumPy,
-so an evaluation can run where TensorFlow is not imported.
+The definitions of training's ``metrics.json``, which ``beam_seg.train.metrics`` summarises with this module: IoU
+of class ``c`` is ``TP / (TP + FP + FN)`` over all pixels of a split; mean IoU averages the classes that occur in the
+labels or the predictions (as ``keras.metrics.MeanIoU`` does); pixel accuracy is the share of pixels predicted right.
+Pure NumPy, so an evaluation can run where TensorFlow is not imported.
 """
 
 from __future__ import annotations

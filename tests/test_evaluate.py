@@ -1,7 +1,7 @@
 """``python -m beam_seg.evaluate``: training's numbers for the same model and split, candidate − baseline, strict flags.
 
 The scoring is checked against TensorFlow and training's own code (labels resized by ``tf.image.resize`` nearest;
-``beam_seg.train.metrics.summarize_confusion``); the job runs for real (in-memory runner, two ``RunInference`` steps)
+one ``summarize_confusion`` for both); the job runs for real (in-memory runner, two ``RunInference`` steps)
 with the tiny model of ``tiny_run.py``, whose records are stored at their source sizes, and a copy of it made worse.
 """
 
@@ -49,12 +49,17 @@ def test_labels_are_resized_exactly_as_tensorflow_resizes_them():
         assert np.array_equal(scoring.resize_labels(labels, out_h, out_w), expected), (height, width, out_h, out_w)
 
 
-def test_the_metric_definitions_are_trainings():
+def test_training_and_evaluation_share_one_metric_definition():
     from beam_seg.train.metrics import summarize_confusion as training_summary
 
-    rng = np.random.default_rng(1)
-    for confusion in [rng.integers(0, 10_000, (3, 3)), np.diag([5, 0, 7]), np.zeros((3, 3), np.int64)]:
-        assert summarize_confusion(confusion, MASK_CLASSES) == training_summary(confusion, MASK_CLASSES)
+    assert training_summary is summarize_confusion
+    confusion = np.array([[5, 1, 0], [0, 0, 0], [2, 0, 7]])  # No pixel of class 1, none predicted as it but one.
+    summary = summarize_confusion(confusion, MASK_CLASSES)
+    assert summary["per_class_iou"] == {"pet": 5 / 8, "background": 0.0, "border": 7 / 9}
+    assert summary["mean_iou"] == pytest.approx((5 / 8 + 0.0 + 7 / 9) / 3)
+    assert summary["pixel_accuracy"] == 12 / 15 and summary["num_pixels"] == 15
+    absent = summarize_confusion(np.diag([5, 0, 7]), MASK_CLASSES)  # A class in neither labels nor predictions.
+    assert absent["per_class_iou"]["background"] is None and absent["mean_iou"] == 1.0
 
 
 def test_confusion_matrix_counts_true_by_predicted():

@@ -4,7 +4,7 @@ Each val and test record is read once and fed to every model the way the LiteRT 
 (:mod:`beam_seg.train.litert`): its decoded RGB image resized to S x S with PIL's bilinear filter (the documented
 client resize) as uint8 ``[1, S, S, 3]``, one image per call. The label is the mask as training's evaluation makes it
 (:func:`beam_seg.train.dataset.preprocess_eval`: nearest neighbour), and the metrics come from the same
-``[true, predicted]`` confusion matrix over every pixel (:func:`beam_seg.train.metrics.summarize_confusion`).
+``[true, predicted]`` confusion matrix over every pixel (:func:`beam_seg.confusion.summarize_confusion`).
 
 The image is decoded by TensorFlow, as for the SavedModel's evaluation, so that the LiteRT mean IoU and the
 SavedModel's in ``metrics.json`` differ only by what the conversion, the client resize and the uint8 input change,
@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 from beam_seg import cli
+from beam_seg.confusion import summarize_confusion
 from beam_seg.formats import LITERT_INPUT, OUTPUT_MASK, SERVING_DEFAULT
 from beam_seg.train import dataset as input_pipeline
-from beam_seg.train.metrics import summarize_confusion
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,7 +103,7 @@ def evaluate_models(
         num_threads: The interpreter's threads (default: :func:`interpreter_threads`).
 
     Returns:
-        ``{model: {split: metrics}}``, each as :func:`~beam_seg.train.metrics.summarize_confusion` returns them plus
+        ``{model: {split: metrics}}``, each as :func:`~beam_seg.confusion.summarize_confusion` returns them plus
         ``num_examples``.
     """
     threads = num_threads or interpreter_threads()

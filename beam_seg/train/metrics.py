@@ -2,7 +2,9 @@
 
 IoU of class ``c`` is ``TP / (TP + FP + FN)`` over all pixels of a split; mean IoU averages the
 classes that occur in the labels or predictions (as ``keras.metrics.MeanIoU`` does); pixel
-accuracy is the share of pixels whose argmax equals the label.
+accuracy is the share of pixels whose argmax equals the label. The numbers come from one confusion
+matrix summarised by :func:`beam_seg.confusion.summarize_confusion`, which the evaluation job
+shares without TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from beam_seg.confusion import summarize_confusion
 
 if TYPE_CHECKING:
     import keras
@@ -173,32 +177,6 @@ def _segmentation_metric_class() -> type:
 def keras_metrics(class_names: Sequence[str]) -> list[keras.metrics.Metric]:
     """Metrics logged per epoch by ``fit`` (on logits): ``pixel_accuracy``, ``mean_iou``, ``iou_<class>``."""
     return [_segmentation_metric_class()(class_names)]
-
-
-def summarize_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> dict[str, object]:
-    """IoU, per-class IoU and pixel accuracy from a ``[true, predicted]`` confusion matrix.
-
-    Args:
-        confusion: Integer matrix, rows = true class, columns = predicted class.
-        class_names: Names of the classes, in id order.
-
-    Returns:
-        ``mean_iou``, ``per_class_iou`` (name → IoU, ``None`` for a class absent from both labels
-        and predictions), ``pixel_accuracy``, ``num_pixels`` and the ``confusion_matrix`` itself.
-    """
-    confusion = np.asarray(confusion, dtype=np.int64)
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
-    present = union > 0
-    iou = np.divide(tp, union, out=np.zeros_like(tp), where=present)
-    total = int(confusion.sum())
-    return {
-        "mean_iou": float(iou[present].mean()) if present.any() else 0.0,
-        "per_class_iou": {name: (float(iou[c]) if present[c] else None) for c, name in enumerate(class_names)},
-        "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
-        "num_pixels": total,
-        "confusion_matrix": confusion.tolist(),
-    }
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]) -> dict[str, object]:
