@@ -1,9 +1,10 @@
 """Masks drawn over photos, and pictures turned the way their EXIF Orientation says: numpy and PIL only.
 
 One look for every picture of a mask the project draws (training's ``predictions.png``, the predict job's overlays,
-and the demo app, whose standalone copy in ``apps/gradio/semantic_segmentation/segmenter.py`` a test keeps equal to
-this one): each class's palette colour blended in with its own opacity, so the thin ``border`` class stands out
-and the ``background`` stays readable, and an opaque outline around the ``pet``. A plain 50/50 blend makes pet and
+and the two Space templates, whose standalone copies — ``segmenter.py`` of the Gradio app, ``segmentation.js`` of
+the static page — tests keep equal to this one pixel for pixel): each class's palette colour blended in with its own
+opacity, so the thin ``border`` class stands out and the ``background`` stays readable, and an opaque outline
+around the ``pet``. A plain 50/50 blend makes pet and
 border hard to tell apart and matches neither legend colour.
 
 Every model here reads a photo's pixels in their stored order (EXIF Orientation ignored, as in training); what is
@@ -24,7 +25,6 @@ __all__ = [
     "EXIF_ORIENTATION",
     "OUTLINE_CLASS",
     "OUTLINE_WIDTH",
-    "colorize",
     "displayed_size",
     "overlay",
     "upright",
@@ -48,12 +48,6 @@ _UPRIGHT: Mapping[int, Image.Transpose] = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-
-def colorize(mask: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
-    """Class ids ``[H, W]`` -> uint8 RGB ``[H, W, 3]`` in palette colours (ids beyond it take the last colour)."""
-    palette = np.asarray(palette, dtype=np.uint8)
-    return palette[np.clip(np.asarray(mask, dtype=np.intp), 0, len(palette) - 1)]
 
 
 def _inner_edge(region: np.ndarray, width: int) -> np.ndarray:
