@@ -38,7 +38,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -49,6 +48,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import benchlib
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -89,24 +90,6 @@ def _make_images(work: Path, num_images: int) -> Path:
         shutil.rmtree(work / "sample", ignore_errors=True)
         sample_data.make_sample_data(str(work / "sample"), num_images=num_images, seed=7, faults=False)
     return images
-
-
-def _train_model(work: Path) -> str:
-    from beam_seg.data import job as tfrecord_gen
-    from beam_seg.data import sample as sample_data
-    from beam_seg.train import job as train
-
-    model_dir = work / "model"
-    if (model_dir / "model_config.json").is_file():
-        return str(model_dir)
-    sample_data.make_sample_data(str(work / "train_raw"), num_images=60, seed=0)
-    argv = ["--input", str(work / "train_raw"), "--output_dir", str(work / "tfrecords"), "--resize", "128"]
-    if tfrecord_gen.run([*argv, "--direct_running_mode=in_memory", "--overwrite"]):
-        raise RuntimeError("tfrecord_gen failed")
-    flags = ["--epochs", "1", "--steps_per_epoch", "4", "--val_steps", "1", "--num_predictions", "1"]
-    if train.run(["--data_dir", str(work / "tfrecords"), "--output_dir", str(model_dir), *flags, "--overwrite"]):
-        raise RuntimeError("train failed")
-    return str(model_dir)
 
 
 # ---------------------------------------------------------------------------------------------- in the child
@@ -228,28 +211,6 @@ def _png_levels(masks: Path) -> dict[str, dict[str, float]]:
     return found
 
 
-def _host_steal_s() -> float:
-    """CPU seconds the hypervisor has stolen from this VM so far (``/proc/stat``; 0 where it is not available)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _machine() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": round(memory_gib, 1), "python": platform.python_version()}
-
-
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -273,16 +234,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         images = _make_images(work, args.num_images)
         images_n = len(list(images.glob("*.jpg")))
-        model_dir = args.model or _train_model(work)
+        model_dir = args.model or benchlib.train_small_model(work)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
         same: dict[str, list[int]] = {name: [] for name in VARIANTS}
         for round_ in range(args.rounds):
             for name in VARIANTS:
                 out = work / "out" / f"{name}-{round_}"
                 shutil.rmtree(out, ignore_errors=True)
-                load, steal = os.getloadavg()[0], _host_steal_s()
+                load, steal = os.getloadavg()[0], benchlib.host_steal_s()
                 timed = _run_variant(name, images, model_dir, out)
-                runs[name].append({**timed, "load_before": load, "host_steal_s": _host_steal_s() - steal})
+                runs[name].append({**timed, "load_before": load, "host_steal_s": benchlib.host_steal_s() - steal})
             reference = work / "out" / f"loop_batch16-{round_}"
             for name in VARIANTS:
                 if VARIANTS[name][0] != "model":
@@ -313,7 +274,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         "benchmark": "predict",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": _commit(),
-        "machine": _machine(),
+        "machine": benchlib.machine(),
         "versions": _versions(),
         "images": images_n,
         "rounds": args.rounds,

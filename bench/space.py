@@ -39,7 +39,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -53,6 +52,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import benchlib
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -82,24 +83,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 # --- Inputs: the model, the photo, the two apps ------------------------------------------------------------------
-
-
-def _train_model(work: Path) -> str:
-    from beam_seg.data import job as tfrecord_gen
-    from beam_seg.data import sample as sample_data
-    from beam_seg.train import job as train
-
-    model_dir = work / "model"
-    if (model_dir / "model_config.json").is_file():
-        return str(model_dir)
-    sample_data.make_sample_data(str(work / "raw"), num_images=60, seed=0)
-    argv = ["--input", str(work / "raw"), "--output_dir", str(work / "tfrecords"), "--resize", "128"]
-    if tfrecord_gen.run([*argv, "--direct_running_mode=in_memory", "--overwrite"]):
-        raise RuntimeError("tfrecord_gen failed")
-    flags = ["--epochs", "1", "--steps_per_epoch", "4", "--val_steps", "1", "--num_predictions", "1"]
-    if train.run(["--data_dir", str(work / "tfrecords"), "--output_dir", str(model_dir), *flags, "--overwrite"]):
-        raise RuntimeError("train failed")
-    return str(model_dir)
 
 
 def _make_photo(work: Path) -> str:
@@ -164,16 +147,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _host_steal_s() -> float:
-    """CPU seconds the hypervisor has stolen from this VM so far (``/proc/stat``; 0 where it is not available)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -241,10 +214,6 @@ class _PredictClient:
         self._http.close()
 
 
-def _tail(log: Path, chars: int = 3000) -> str:
-    return log.read_text(errors="replace")[-chars:] if log.exists() else ""
-
-
 def _serve_once(app_dir: Path, model_dir: str, image: str, requests: int, log: Path) -> dict[str, Any]:
     """Launches ``python app.py``, times its first answer and ``requests`` more; stops it."""
     port = _free_port()
@@ -259,7 +228,7 @@ def _serve_once(app_dir: Path, model_dir: str, image: str, requests: int, log: P
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     env.pop("HF_TOKEN", None)
-    load, steal = os.getloadavg()[0], _host_steal_s()
+    load, steal = os.getloadavg()[0], benchlib.host_steal_s()
     with open(log, "ab") as out:
         launched = time.perf_counter()
         process = subprocess.Popen(
@@ -303,7 +272,7 @@ def _serve_once(app_dir: Path, model_dir: str, image: str, requests: int, log: P
         "median_predict_fn_s": round(statistics.median(f for _, f in later), 4) if later else None,
         "server_peak_rss_mb": rss,
         "load_avg_before": round(load, 2),
-        "host_steal_s": round(_host_steal_s() - steal, 2),
+        "host_steal_s": round(benchlib.host_steal_s() - steal, 2),
     }
 
 
@@ -316,18 +285,6 @@ def _photo_info(path: str) -> dict[str, Any]:
     with Image.open(path) as image:
         width, height = image.size
     return {"path": Path(path).name, "width": width, "height": height, "bytes": os.path.getsize(path)}
-
-
-def _machine() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": round(memory_gib, 1), "python": platform.python_version()}
 
 
 def _versions() -> dict[str, str]:
@@ -347,7 +304,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="space-bench-") as temp:
         work = Path(args.workdir or temp)  # The model and the photo, kept with --workdir for the next run.
         work.mkdir(parents=True, exist_ok=True)
-        model_dir = args.model_dir or _train_model(work)
+        model_dir = args.model_dir or benchlib.train_small_model(work)
         image = args.image or _make_photo(work)
         apps = {
             "tensorflow": _write_tf_app(args.tf_commit, Path(temp) / "apps" / "tensorflow"),
@@ -388,7 +345,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     result = {
         "benchmark": "space",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": benchlib.machine(),
         "versions": _versions(),
         "tf_commit": args.tf_commit,
         "model": json.loads(Path(model_dir, "model_config.json").read_text()).get("model"),

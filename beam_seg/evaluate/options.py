@@ -20,7 +20,6 @@ __all__ = [
     "add_flags",
     "check_values",
     "help_parser",
-    "parse_own_flags",
 ]
 
 PROG = "python -m beam_seg.evaluate"
@@ -72,19 +71,6 @@ def check_values(opts: argparse.Namespace) -> None:
     if not opts.data_dir or not opts.candidate or not opts.output_dir:
         raise cli.UsageError("--data_dir, --candidate and --output_dir are required (see --help)")
     cli.batch_sizes(opts, DEFAULT_MIN_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE)
-
-
-def parse_own_flags(argv: list[str]) -> argparse.Namespace:
-    """The job's own flags, parsed and checked without Beam (no Beam option may be among them).
-
-    Raises:
-        cli.UsageError: one line.
-    """
-    parser = cli.StrictArgumentParser(prog=PROG)
-    add_flags(parser)
-    opts = parser.parse_args(argv)
-    check_values(opts)
-    return opts
 
 
 def help_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,6 @@ __all__ = [
     "add_flags",
     "check_values",
     "help_parser",
-    "parse_own_flags",
 ]
 
 PROG = "python -m beam_seg.predict"
@@ -86,19 +85,6 @@ def check_values(opts: argparse.Namespace) -> None:
     if not opts.input or not opts.output_dir or not opts.model:
         raise cli.UsageError("--input, --model and --output_dir are required (see --help)")
     cli.batch_sizes(opts, DEFAULT_MIN_BATCH_SIZE, DEFAULT_MAX_BATCH_SIZE)
-
-
-def parse_own_flags(argv: list[str]) -> argparse.Namespace:
-    """The job's own flags, parsed and checked without Beam (no Beam option may be among them).
-
-    Raises:
-        cli.UsageError: one line.
-    """
-    parser = cli.StrictArgumentParser(prog=PROG)
-    add_flags(parser)
-    opts = parser.parse_args(argv)
-    check_values(opts)
-    return opts
 
 
 def help_parser() -> argparse.ArgumentParser:
